@@ -1,0 +1,53 @@
+# Dial-A-Joke: the two commands a new machine needs are `make run` and `make test`.
+CARGO ?= cargo
+# The browser tests drive these two (Debian packages chromium and chromium-driver).
+CHROMIUM := /usr/bin/chromium
+CHROMEDRIVER := /usr/bin/chromedriver
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: run test soak lint fmt build browser-deps
+
+## run: serve on 127.0.0.1:8080; without TELNYX_API_KEY, against the built-in Telnyx simulator
+run:
+	@if [ -n "$$TELNYX_API_KEY" ]; then \
+		$(CARGO) run --release --bin dialajoke -- serve; \
+	else \
+		$(CARGO) run --release --bin dialajoke -- demo; \
+	fi
+
+## test: every test (unit, integration, end to end against the simulator, and the pages in
+## headless Chromium when it is installed; the browser tests say loudly when they were skipped)
+test:
+	$(CARGO) test --all-targets
+	@if [ ! -x $(CHROMIUM) ] || [ ! -x $(CHROMEDRIVER) ]; then \
+		echo; \
+		echo "*** SKIPPED: the browser tests (tests/browser/) need $(CHROMIUM) and $(CHROMEDRIVER). ***"; \
+		echo "*** Install them with 'make browser-deps', then run 'make test' again.            ***"; \
+		echo; \
+	fi
+
+## browser-deps: install headless Chromium and chromedriver for the browser tests (Debian, Ubuntu)
+browser-deps:
+	@if [ -x $(CHROMIUM) ] && [ -x $(CHROMEDRIVER) ]; then \
+		echo "chromium and chromedriver are installed"; \
+	else \
+		$(SUDO) apt-get update && $(SUDO) apt-get install -y chromium chromium-driver; \
+	fi
+
+## soak: the full crash-safety run: 1,000 calls over a minute, the service SIGKILLed 6 times
+## (DIALAJOKE_SOAK_SEED=N replays a run; `make test` runs the short version)
+soak:
+	DIALAJOKE_SOAK=1 $(CARGO) test --test crash_safety -- --nocapture
+
+## lint: formatting check and clippy with warnings as errors
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --all-targets -- -D warnings
+
+## fmt: format the code
+fmt:
+	$(CARGO) fmt --all
+
+## build: the release binary, target/release/dialajoke
+build:
+	$(CARGO) build --release --bin dialajoke

@@ -1,0 +1,442 @@
+//! The call flow: dialing a claimed call, and applying Telnyx's webhook events to calls one at a
+//! time, in arrival order, then issuing the next command (answered → speak a joke, speak ended →
+//! hang up). Every command id is derived from (call, step, attempt), so replaying an event after a
+//! crash re-sends the same command and Telnyx ignores the repeat.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use async_trait::async_trait;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use chrono::{DateTime, Utc};
+use tokio_util::task::TaskTracker;
+
+use super::state::{self, CallEvent, Transition};
+use super::{Call, CallId, CallStatus, HistoryEntry, PhoneNumber};
+use crate::jokes::Jokes;
+use crate::scheduler::Dispatch;
+use crate::store::{CallPatch, InboxEvent, Store, StoreError};
+use crate::telnyx::client::{DialRequest, HangupRequest, SpeakRequest, TelnyxClient, TelnyxError};
+use crate::telnyx::webhook::{self, EventKind, Webhook, WebhookError};
+
+/// How long after a claim a dial may be sent again with the same command id: Telnyx ignores a
+/// repeated command id for 60 s; the margin covers clock drift and the request's own time.
+const RESEND_WINDOW: chrono::Duration = chrono::Duration::seconds(45);
+
+/// How often applying one inbox event may fail before it is closed with its error kept.
+const MAX_EVENT_ATTEMPTS: u32 = 5;
+
+/// Why an event could not be applied (it stays in the inbox and is retried).
+#[derive(Debug, thiserror::Error)]
+pub enum FlowError {
+    /// The store failed.
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    /// The stored body is not a webhook (it was checked at intake, so this means corruption).
+    #[error("webhook body: {0}")]
+    Webhook(#[from] WebhookError),
+}
+
+/// The settings of outgoing calls.
+#[derive(Debug, Clone)]
+pub struct FlowSettings {
+    /// The Call Control application id.
+    pub connection_id: String,
+    /// The caller id.
+    pub from: PhoneNumber,
+    /// Where Telnyx sends this call's webhooks.
+    pub webhook_url: String,
+    /// Text-to-speech voice.
+    pub voice: String,
+    /// Speech language, when the voice takes one.
+    pub language: Option<String>,
+    /// How long the phone rings before Telnyx gives up.
+    pub ring_timeout_secs: u32,
+    /// This instance's name, written on the claims it holds; stable across restarts.
+    pub instance_id: String,
+    /// How long a claim holds.
+    pub lease: std::time::Duration,
+}
+
+/// Applies events and sends commands; cheap to clone.
+#[derive(Clone)]
+pub struct CallFlow {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Arc<dyn Store>,
+    telnyx: TelnyxClient,
+    jokes: Jokes,
+    settings: FlowSettings,
+    /// One lock per call key, so one call's events never apply concurrently.
+    locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    tasks: TaskTracker,
+}
+
+/// The key that groups a webhook's events: our call id from `client_state` when it carries one,
+/// else Telnyx's call_control_id, else the event itself.
+pub fn call_key(hook: &Webhook) -> String {
+    hook.client_state
+        .as_deref()
+        .and_then(webhook::decode_client_state)
+        .and_then(|text| text.parse::<CallId>().ok())
+        .map(|id| id.to_string())
+        .or_else(|| hook.call_control_id.clone())
+        .unwrap_or_else(|| format!("event:{}", hook.id))
+}
+
+impl CallFlow {
+    /// A flow over `store` speaking to `telnyx`.
+    pub fn new(store: Arc<dyn Store>, telnyx: TelnyxClient, jokes: Jokes, settings: FlowSettings) -> Self {
+        let inner = Inner { store, telnyx, jokes, settings, locks: Mutex::default(), tasks: TaskTracker::new() };
+        Self { inner: Arc::new(inner) }
+    }
+
+    /// Records a verified webhook in the inbox and, when it is new, applies it in the background.
+    /// Returns false for a duplicate (already recorded) event.
+    pub async fn accept(&self, hook: &Webhook, body: Vec<u8>) -> Result<bool, StoreError> {
+        let key = call_key(hook);
+        let event = InboxEvent {
+            event_id: hook.id.clone(),
+            call_key: key.clone(),
+            event_type: hook.event_type.clone(),
+            body,
+            received_at: chrono::Utc::now(),
+        };
+        let fresh = self.inner.store.inbox_insert(&event).await?;
+        if fresh {
+            self.spawn_drain(key);
+        }
+        Ok(fresh)
+    }
+
+    /// Applies the pending inbox events of `call_key` in a background task.
+    pub fn spawn_drain(&self, call_key: String) {
+        let flow = self.clone();
+        self.inner.tasks.spawn(async move { flow.drain(&call_key).await });
+    }
+
+    /// Waits (at most `bound`) for background event processing to finish, at shutdown.
+    pub async fn close(&self, bound: std::time::Duration) {
+        self.inner.tasks.close();
+        if tokio::time::timeout(bound, self.inner.tasks.wait()).await.is_err() {
+            tracing::warn!("shutdown: webhook events still being applied; they are replayed at next start");
+        }
+    }
+
+    /// Applies every pending event of one call, oldest first; stops at the first failure so a
+    /// later event never overtakes an earlier one.
+    #[tracing::instrument(skip(self))]
+    pub async fn drain(&self, call_key: &str) {
+        let lock = self.lock_for(call_key);
+        let guard = lock.lock().await;
+        if let Err(error) = self.drain_locked(call_key).await {
+            tracing::error!(error = ?error, "could not apply webhook events; kept in the inbox for retry");
+        }
+        drop(guard);
+        self.release_lock(call_key, lock);
+    }
+
+    async fn drain_locked(&self, call_key: &str) -> Result<(), StoreError> {
+        let store = &self.inner.store;
+        for event in store.inbox_pending(call_key).await? {
+            match self.apply(&event.body).await {
+                Ok(()) => store.inbox_finish(event.seq, None, false).await?,
+                Err(error) => {
+                    let give_up = event.attempts + 1 >= MAX_EVENT_ATTEMPTS;
+                    tracing::warn!(error = ?error, seq = event.seq, give_up, "applying a webhook event failed");
+                    store.inbox_finish(event.seq, Some(&error.to_string()), give_up).await?;
+                    if !give_up {
+                        break;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn lock_for(&self, key: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut locks = self.inner.locks.lock().unwrap_or_else(PoisonError::into_inner);
+        Arc::clone(locks.entry(key.to_owned()).or_default())
+    }
+
+    fn release_lock(&self, key: &str, lock: Arc<tokio::sync::Mutex<()>>) {
+        let mut locks = self.inner.locks.lock().unwrap_or_else(PoisonError::into_inner);
+        drop(lock);
+        // Only the map still holds it: nobody waits for this call, so forget the lock.
+        if locks.get(key).is_some_and(|held| Arc::strong_count(held) == 1) {
+            locks.remove(key);
+        }
+    }
+
+    async fn apply(&self, body: &[u8]) -> Result<(), FlowError> {
+        let hook = webhook::parse(body)?;
+        let Some(call) = self.find_call(&hook).await? else {
+            tracing::info!(event_id = %hook.id, event_type = %hook.event_type, "event for a call we did not make; ignored");
+            return Ok(());
+        };
+        let entry = HistoryEntry::now(hook.event_type.clone(), describe(&hook.kind));
+        match &hook.kind {
+            EventKind::Initiated => self.advance(call, CallEvent::Initiated, &hook, entry).await.map(|_| ()),
+            EventKind::Answered => self.on_answered(call, &hook, entry).await,
+            EventKind::SpeakStarted => self.advance(call, CallEvent::SpeakStarted, &hook, entry).await.map(|_| ()),
+            EventKind::SpeakEnded { .. } => self.on_speak_ended(call, entry).await,
+            EventKind::Hangup { cause, .. } => {
+                let event = CallEvent::Hangup { cause: cause.clone() };
+                self.advance(call, event, &hook, entry).await.map(|_| ())
+            }
+            EventKind::MachineDetectionEnded { .. } | EventKind::Other => {
+                Ok(self.inner.store.append_history(call.id, &entry).await?)
+            }
+        }
+    }
+
+    async fn find_call(&self, hook: &Webhook) -> Result<Option<Call>, StoreError> {
+        let store = &self.inner.store;
+        if let Ok(id) = call_key(hook).parse::<CallId>() {
+            return store.get_call(id).await;
+        }
+        match &hook.call_control_id {
+            Some(id) => store.find_by_call_control_id(id).await,
+            None => Ok(None),
+        }
+    }
+
+    /// Runs the state machine for `event` and stores the outcome with `entry`. Returns what the
+    /// transition was, so the caller knows whether a follow-up command is due.
+    async fn advance(
+        &self,
+        call: Call,
+        event: CallEvent,
+        hook: &Webhook,
+        entry: HistoryEntry,
+    ) -> Result<Transition, FlowError> {
+        let patch = CallPatch { call_control_id: hook.call_control_id.clone(), ..CallPatch::default() };
+        self.advance_with(call, event, patch, entry).await
+    }
+
+    async fn advance_with(
+        &self,
+        mut call: Call,
+        event: CallEvent,
+        patch: CallPatch,
+        entry: HistoryEntry,
+    ) -> Result<Transition, FlowError> {
+        let store = &self.inner.store;
+        loop {
+            let step = state::transition(call.status, &event);
+            let Transition::To(next) = step else {
+                let mut entry = entry.clone();
+                if step == Transition::Ignore {
+                    entry.detail = Some(late_detail(entry.detail.as_deref(), call.status));
+                }
+                store.append_history(call.id, &entry).await?;
+                return Ok(step);
+            };
+            if store.change_status(call.id, call.status, next, &patch, &entry).await? {
+                return Ok(step);
+            }
+            // The call moved under us (a dial result racing a webhook): look again.
+            match store.get_call(call.id).await? {
+                Some(fresh) => call = fresh,
+                None => return Ok(Transition::Ignore),
+            }
+        }
+    }
+
+    async fn on_answered(&self, call: Call, hook: &Webhook, entry: HistoryEntry) -> Result<(), FlowError> {
+        let joke = match &call.joke {
+            Some(joke) => joke.clone(),
+            None => {
+                let previous = self.inner.store.last_joke_for(&call.to).await?;
+                self.inner.jokes.pick(previous.as_deref()).await.text
+            }
+        };
+        let patch =
+            CallPatch { call_control_id: hook.call_control_id.clone(), joke: Some(joke.clone()), last_error: None };
+        let (id, attempt) = (call.id, call.attempt);
+        let step = self.advance_with(call, CallEvent::Answered, patch, entry).await?;
+        if step == Transition::Ignore {
+            return Ok(());
+        }
+        let Some(control_id) = hook.call_control_id.as_deref() else { return Ok(()) };
+        self.speak(id, attempt, control_id, joke).await
+    }
+
+    async fn speak(&self, id: CallId, attempt: u32, control_id: &str, joke: String) -> Result<(), FlowError> {
+        let settings = &self.inner.settings;
+        let request = SpeakRequest {
+            payload: joke.clone(),
+            voice: settings.voice.clone(),
+            language: settings.language.clone(),
+            payload_type: Some("text".into()),
+            client_state: Some(client_state(id)),
+            command_id: Some(id.command_id("speak", attempt)),
+        };
+        match self.inner.telnyx.speak(control_id, &request).await {
+            Ok(()) => Ok(self.note(id, "speak_requested", Some(joke)).await?),
+            Err(error) => {
+                self.note(id, "speak_failed", Some(error.to_string())).await?;
+                if error.is_call_ended() { Ok(()) } else { self.hang_up(id, attempt, control_id).await }
+            }
+        }
+    }
+
+    async fn on_speak_ended(&self, call: Call, entry: HistoryEntry) -> Result<(), FlowError> {
+        self.inner.store.append_history(call.id, &entry).await?;
+        match (&call.call_control_id, call.status.is_terminal()) {
+            (Some(control_id), false) => self.hang_up(call.id, call.attempt, control_id).await,
+            _ => Ok(()),
+        }
+    }
+
+    async fn hang_up(&self, id: CallId, attempt: u32, control_id: &str) -> Result<(), FlowError> {
+        let request =
+            HangupRequest { client_state: Some(client_state(id)), command_id: Some(id.command_id("hangup", attempt)) };
+        match self.inner.telnyx.hangup(control_id, &request).await {
+            Ok(()) => Ok(self.note(id, "hangup_requested", None).await?),
+            // The callee hung up first: the call is over either way.
+            Err(error) if error.is_call_ended() => {
+                Ok(self.note(id, "hangup_requested", Some("call had already ended".into())).await?)
+            }
+            Err(error) => Ok(self.note(id, "hangup_failed", Some(error.to_string())).await?),
+        }
+    }
+
+    async fn note(&self, id: CallId, kind: &str, detail: Option<String>) -> Result<(), StoreError> {
+        self.inner.store.append_history(id, &HistoryEntry::now(kind, detail)).await
+    }
+
+    /// Dials a claimed call; a refused dial ends the call as failed with Telnyx's reason, an
+    /// ambiguous one (no response after the request left) waits for webhooks instead of re-dialing.
+    #[tracing::instrument(skip(self, call), fields(call_id = %call.id, attempt = call.attempt))]
+    pub async fn dial(&self, call: Call) {
+        if let Err(error) = self.try_dial(call).await {
+            tracing::error!(error = ?error, "could not record a dial's outcome; the call is reconciled when its lease ends");
+        }
+    }
+
+    async fn try_dial(&self, call: Call) -> Result<(), FlowError> {
+        let settings = &self.inner.settings;
+        let request = DialRequest {
+            connection_id: settings.connection_id.clone(),
+            to: call.to.as_str().to_owned(),
+            from: settings.from.as_str().to_owned(),
+            webhook_url: Some(settings.webhook_url.clone()),
+            webhook_url_method: Some("POST".into()),
+            client_state: Some(client_state(call.id)),
+            command_id: Some(call.id.command_id("dial", call.attempt)),
+            timeout_secs: Some(settings.ring_timeout_secs),
+            answering_machine_detection: None,
+        };
+        match self.inner.telnyx.dial(&request).await {
+            Ok(accepted) => {
+                let patch =
+                    CallPatch { call_control_id: Some(accepted.call_control_id.clone()), ..CallPatch::default() };
+                let entry = HistoryEntry::now("dial_accepted", Some(accepted.call_control_id));
+                if !self
+                    .inner
+                    .store
+                    .change_status(call.id, CallStatus::Dialing, CallStatus::Dialing, &patch, &entry)
+                    .await?
+                {
+                    self.inner.store.append_history(call.id, &entry).await?;
+                }
+            }
+            Err(TelnyxError::Ambiguous) => {
+                let detail =
+                    "no answer from Telnyx after the request was sent; waiting for its webhooks, not re-dialing";
+                self.note(call.id, "dial_ambiguous", Some(detail.into())).await?;
+            }
+            Err(error) => {
+                let patch = CallPatch { last_error: Some(error.to_string()), ..CallPatch::default() };
+                let entry = HistoryEntry::now("dial_failed", Some(error.to_string()));
+                self.advance_with(call, CallEvent::DialFailed, patch, entry).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Deals with dials whose outcome is unknown (the service stopped, or another instance died,
+    /// between claiming a call and hearing from Telnyx). While Telnyx's command-id window is open
+    /// the dial is sent again with the same command id, which Telnyx ignores if the first one
+    /// arrived; after that the call is failed, never re-dialed, since the phone may have rung.
+    /// With `own_previous_run`, this instance's own leases count as orphaned (use it at start-up).
+    /// The orphans are taken over here; resending them may wait on Telnyx for a long time
+    /// (retries, `Retry-After`), so that runs in the background. Returns how many were taken over.
+    pub async fn recover_orphaned_dials(&self, now: DateTime<Utc>, own_previous_run: bool) -> Result<usize, FlowError> {
+        let settings = &self.inner.settings;
+        let owner = own_previous_run.then_some(settings.instance_id.as_str());
+        let orphans = self.inner.store.orphaned_dials(owner, now).await?;
+        let lease_until = now + chrono::Duration::from_std(settings.lease).unwrap_or(chrono::Duration::MAX);
+        let mut recovered = 0;
+        for call in orphans {
+            if !self.inner.store.take_over_dial(call.id, &settings.instance_id, now, lease_until).await? {
+                continue;
+            }
+            recovered += 1;
+            let flow = self.clone();
+            self.inner.tasks.spawn(async move {
+                if let Err(error) = flow.resend_or_abandon(call, now).await {
+                    tracing::error!(error = ?error, "could not settle an orphaned dial; retried when its lease ends");
+                }
+            });
+        }
+        Ok(recovered)
+    }
+
+    async fn resend_or_abandon(&self, call: Call, now: DateTime<Utc>) -> Result<(), FlowError> {
+        if now - call.updated_at < RESEND_WINDOW {
+            let detail = "the service stopped mid-dial; sent again with the same command id";
+            self.note(call.id, "dial_resent", Some(detail.into())).await?;
+            return self.try_dial(call).await;
+        }
+        let reason = "the dial's outcome is unknown (the service stopped while dialing) and too much time has passed to resend it safely; not re-dialed to avoid ringing twice";
+        let patch = CallPatch { last_error: Some(reason.into()), ..CallPatch::default() };
+        let entry = HistoryEntry::now("dial_abandoned", Some(reason.into()));
+        self.advance_with(call, CallEvent::DialFailed, patch, entry).await.map(drop)
+    }
+
+    /// Starts re-applying every call's pending inbox events (after a restart or failed attempts),
+    /// one background task per call, so a call whose commands wait on Telnyx holds up no other.
+    pub async fn drain_all(&self) -> Result<(), StoreError> {
+        for key in self.inner.store.inbox_pending_keys().await? {
+            self.spawn_drain(key);
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Dispatch for CallFlow {
+    async fn dispatch(&self, call: Call) {
+        self.dial(call).await;
+    }
+}
+
+fn client_state(id: CallId) -> String {
+    BASE64.encode(id.to_string())
+}
+
+fn describe(kind: &EventKind) -> Option<String> {
+    match kind {
+        EventKind::SpeakEnded { status } => status.as_ref().map(|s| format!("status {s}")),
+        EventKind::Hangup { cause, source, sip_cause } => Some(format!(
+            "cause {}, by {}, SIP {}",
+            cause.as_deref().unwrap_or("unknown"),
+            source.as_deref().unwrap_or("unknown"),
+            sip_cause.as_deref().unwrap_or("unknown"),
+        )),
+        EventKind::MachineDetectionEnded { result } => result.as_ref().map(|r| format!("result {r}")),
+        _ => None,
+    }
+}
+
+fn late_detail(detail: Option<&str>, status: CallStatus) -> String {
+    match detail {
+        Some(detail) => format!("{detail} (arrived late: the call was already {status})"),
+        None => format!("arrived late: the call was already {status}"),
+    }
+}

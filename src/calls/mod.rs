@@ -1,0 +1,106 @@
+//! The calls domain: values that can only be valid (numbers, instants, zones), the call record,
+//! the state machine, and the call flow that reacts to Telnyx's webhooks.
+
+pub mod flow;
+pub mod outcomes;
+pub mod phone;
+pub mod schedule;
+pub mod service;
+pub mod state;
+
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use uuid::Uuid;
+
+pub use phone::{PhoneError, PhoneNumber};
+pub use schedule::{DueAt, FieldError, Schedule, ScheduleInput, ScheduleRules, Timezone, ValidationErrors};
+pub use state::{CallEvent, CallStatus, Transition};
+
+/// Our id for a scheduled call (a random UUID).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(transparent)]
+pub struct CallId(Uuid);
+
+impl CallId {
+    /// A fresh random id.
+    pub fn new() -> Self {
+        Self(Uuid::new_v4())
+    }
+
+    /// The id of the command for `step` of this call's `attempt`: the same inputs always give
+    /// the same id, so a retried command is recognised by Telnyx as the same command.
+    pub fn command_id(&self, step: &str, attempt: u32) -> String {
+        Uuid::new_v5(&self.0, format!("{step}:{attempt}").as_bytes()).to_string()
+    }
+}
+
+impl Default for CallId {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Display for CallId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl FromStr for CallId {
+    type Err = uuid::Error;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Uuid::parse_str(s).map(Self)
+    }
+}
+
+/// A call as stored: what was asked for and how far it got.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Call {
+    /// Our id.
+    pub id: CallId,
+    /// Who is called.
+    pub to: PhoneNumber,
+    /// When it is due.
+    pub due_at: DueAt,
+    /// The zone the scheduler thinks in.
+    pub timezone: Timezone,
+    /// Where it is in its life.
+    pub status: CallStatus,
+    /// How many times the queue has claimed it; part of every command id, so a new attempt is a
+    /// new command for Telnyx while retries of one attempt are recognised as repeats.
+    pub attempt: u32,
+    /// Telnyx's id for the call leg, once the dial was accepted.
+    pub call_control_id: Option<String>,
+    /// The joke told (or being told).
+    pub joke: Option<String>,
+    /// Why the call failed, when it did (Telnyx's code and detail for a refused dial).
+    pub last_error: Option<String>,
+    /// Set when the local time was ambiguous and the earlier instant was taken.
+    pub note: Option<String>,
+    /// When it was scheduled.
+    pub created_at: DateTime<Utc>,
+    /// When it last changed.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// One line of a call's history.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HistoryEntry {
+    /// What happened, e.g. `scheduled`, `dial_requested`, `call.answered`.
+    pub kind: String,
+    /// When it happened.
+    pub time: DateTime<Utc>,
+    /// Details a person may want (the joke, a hangup cause, an error).
+    pub detail: Option<String>,
+}
+
+impl HistoryEntry {
+    /// An entry stamped now.
+    pub fn now(kind: impl Into<String>, detail: Option<String>) -> Self {
+        Self { kind: kind.into(), time: Utc::now(), detail }
+    }
+}

@@ -1,0 +1,269 @@
+//! Dial-A-Joke: schedules phone calls that tell a joke, through the Telnyx Call Control API v2.
+//!
+//! This file wires the parts together (store, Telnyx client, call flow, timed queue, web) and
+//! owns start-up and graceful shutdown.
+
+pub mod calls;
+pub mod config;
+pub mod demo;
+pub mod jokes;
+pub mod ngrok;
+pub mod scheduler;
+pub mod sim;
+pub mod store;
+pub mod telnyx;
+pub mod web;
+
+use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::middleware::from_fn;
+use actix_web::{App, HttpServer, web as actix};
+use tokio_util::sync::CancellationToken;
+
+use crate::calls::flow::{CallFlow, FlowSettings};
+use crate::calls::service::{CallService, Policy};
+use crate::config::Config;
+use crate::scheduler::{QueueSettings, TimedQueue, housekeeping};
+use crate::store::Store;
+use crate::telnyx::client::{ClientConfig, TelnyxClient};
+use crate::telnyx::signature::PublicKey;
+use crate::web::AppState;
+
+/// Why the service could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The database could not be opened or migrated.
+    #[error("database {url}: {source}")]
+    Store {
+        /// The URL (without credentials).
+        url: String,
+        /// Why.
+        source: store::StoreError,
+    },
+    /// The Telnyx public key is not a valid key.
+    #[error("configuration: TELNYX_PUBLIC_KEY is invalid: {0}")]
+    PublicKey(telnyx::signature::SignatureError),
+    /// The HTTP client could not be built.
+    #[error("Telnyx client: {0}")]
+    Telnyx(#[from] telnyx::client::TelnyxError),
+    /// No public URL was configured and none could be found.
+    #[error(transparent)]
+    PublicUrl(#[from] ngrok::NoTunnel),
+    /// The templates do not parse (a build defect).
+    #[error("templates: {0}")]
+    Templates(#[from] tera::Error),
+    /// The listening socket could not be opened.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The housekeeping scheduler could not start.
+    #[error("housekeeping: {0}")]
+    Housekeeping(#[from] tokio_cron_scheduler::JobSchedulerError),
+}
+
+/// A built service, listening, not yet serving.
+pub struct Application {
+    addr: SocketAddr,
+    webhook_url: String,
+    server: actix_web::dev::Server,
+    queue: TimedQueue,
+    flow: CallFlow,
+    /// Cancelled when a stop signal arrives, before the server drains (see [`AppState::closing`]).
+    closing: CancellationToken,
+    shutdown: CancellationToken,
+    drain: Duration,
+}
+
+impl Application {
+    /// Opens the store, builds every part and binds the listener (port 0 picks a free port).
+    pub async fn build(config: Config) -> Result<Self, StartError> {
+        let listener = listen(config.bind).map_err(|source| StartError::Bind { addr: config.bind, source })?;
+        Self::build_on(config, listener).await
+    }
+
+    /// Like [`Application::build`] on a listener the caller opened (tests bind port 0 first so
+    /// they know the public URL before the service starts).
+    pub async fn build_on(config: Config, listener: TcpListener) -> Result<Self, StartError> {
+        let addr = listener.local_addr().map_err(|source| StartError::Bind { addr: config.bind, source })?;
+        let store = store::open(&config.database_url)
+            .await
+            .map_err(|source| StartError::Store { url: config.database_url.clone(), source })?;
+        let public_url = match &config.public_url {
+            Some(url) => url.clone(),
+            None => ngrok::public_url(ngrok::AGENT_URL).await?,
+        };
+        let webhook_url = format!("{public_url}/webhook");
+        let flow = build_flow(&config, Arc::clone(&store), &webhook_url)?;
+        let queue = TimedQueue::new(Arc::clone(&store), Arc::new(flow.clone()), queue_settings(&config));
+        let closing = CancellationToken::new();
+        let state = AppState {
+            calls: CallService::new(store, queue.clone(), policy(&config)),
+            flow: flow.clone(),
+            webhook_key: webhook_key(&config)?,
+            templates: web::pages::templates()?,
+            zone_names: chrono_tz::TZ_VARIANTS.iter().map(|tz| tz.name()).collect(),
+            started_at: chrono::Utc::now(),
+            api_base: config.telnyx.api_base.clone(),
+            closing: closing.clone(),
+            access: web::auth::Access::new(config.api_token.clone()),
+        };
+        let server =
+            serve(listener, actix::Data::new(state), &config).map_err(|source| StartError::Bind { addr, source })?;
+        Ok(Self {
+            addr,
+            webhook_url,
+            server,
+            queue,
+            flow,
+            closing,
+            shutdown: CancellationToken::new(),
+            drain: config.shutdown_timeout,
+        })
+    }
+
+    /// The address the service listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// A handle that stops the server gracefully (what SIGTERM does), for tests and embedders.
+    pub fn stop_handle(&self) -> actix_web::dev::ServerHandle {
+        self.server.handle()
+    }
+
+    /// The URL Telnyx is told to send webhooks to.
+    pub fn webhook_url(&self) -> &str {
+        &self.webhook_url
+    }
+
+    /// Serves until SIGINT/SIGTERM (or the server is stopped), then drains in-flight work within
+    /// the configured bound.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let housekeeper = housekeeping::start(self.flow.clone()).await.map_err(std::io::Error::other)?;
+        // Take over the dials a previous run left unfinished before the queue claims anything, so
+        // none of this run's own claims passes for an orphan. Only the store is waited on here:
+        // resends and replayed webhook events run in the background, since nothing is served
+        // until the server is awaited below and a slow Telnyx must hold up neither it nor the queue.
+        housekeeping::sweep(&self.flow, true).await;
+        let queue = self.queue.clone();
+        let (token, drain) = (self.shutdown.clone(), self.drain);
+        let queue_task = tokio::spawn(async move { queue.run(token, drain).await });
+        tracing::info!(addr = %self.addr, webhook_url = %self.webhook_url, "serving; set this webhook URL in the Telnyx portal");
+        close_on_stop_signal(self.closing.clone());
+        let served = self.server.await;
+        self.closing.cancel();
+        tracing::info!("shutting down: finishing in-flight dials and webhook events");
+        self.shutdown.cancel();
+        let mut housekeeper = housekeeper;
+        let _ = housekeeper.shutdown().await;
+        let _ = queue_task.await;
+        self.flow.close(self.drain).await;
+        served
+    }
+}
+
+/// Cancels `closing` when SIGINT or SIGTERM arrives. The server hears the same signal and drains
+/// its connections; the pages' live streams end on this token so that drain is not held up.
+fn close_on_stop_signal(closing: CancellationToken) {
+    tokio::spawn(async move {
+        if let Err(error) = stop_signal().await {
+            tracing::warn!(%error, "cannot listen for stop signals; live page streams close only when the server stops");
+            return;
+        }
+        closing.cancel();
+    });
+}
+
+#[cfg(unix)]
+async fn stop_signal() -> std::io::Result<()> {
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        interrupted = tokio::signal::ctrl_c() => interrupted,
+        _ = terminate.recv() => Ok(()),
+    }
+}
+
+#[cfg(not(unix))]
+async fn stop_signal() -> std::io::Result<()> {
+    tokio::signal::ctrl_c().await
+}
+
+/// Opens the listening socket with SO_REUSEADDR, so a restart right after a crash can take the
+/// same port back while the dead process's connections linger in TIME_WAIT.
+fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = socket2::Socket::new(socket2::Domain::for_address(addr), socket2::Type::STREAM, None)?;
+    socket.set_reuse_address(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(1024)?;
+    Ok(socket.into())
+}
+
+fn build_flow(config: &Config, store: Arc<dyn Store>, webhook_url: &str) -> Result<CallFlow, StartError> {
+    let mut client = ClientConfig::new(config.telnyx.api_base.clone(), config.telnyx.api_key.expose().to_owned());
+    client.request_timeout = config.telnyx.timeout;
+    let telnyx = TelnyxClient::new(client)?;
+    let jokes = jokes::Jokes::new(config.jokes_url.clone(), reqwest::Client::new());
+    let settings = FlowSettings {
+        connection_id: config.telnyx.connection_id.clone(),
+        from: config.telnyx.from_number.clone(),
+        webhook_url: webhook_url.to_owned(),
+        voice: config.voice.clone(),
+        language: config.language.clone(),
+        ring_timeout_secs: config.ring_timeout_secs,
+        instance_id: config.instance_id.clone(),
+        lease: config.lease,
+    };
+    Ok(CallFlow::new(store, telnyx, jokes, settings))
+}
+
+fn policy(config: &Config) -> Policy {
+    Policy { horizon: config.horizon, countries: config.allowed_countries.clone(), limits: config.limits }
+}
+
+fn queue_settings(config: &Config) -> QueueSettings {
+    QueueSettings {
+        owner: config.instance_id.clone(),
+        lease: config.lease,
+        grace: config.grace,
+        window: 10_000,
+        batch: 500,
+        pacing: Some((config.dial_limit, config.dial_window)),
+    }
+}
+
+fn webhook_key(config: &Config) -> Result<Option<PublicKey>, StartError> {
+    if config.allow_unsigned_webhooks {
+        tracing::warn!(
+            "DIALAJOKE_ALLOW_UNSIGNED_WEBHOOKS is on: webhook signatures are NOT checked (development only)"
+        );
+        return Ok(None);
+    }
+    let encoded = config.telnyx.public_key.as_deref().unwrap_or_default();
+    PublicKey::from_base64(encoded).map(Some).map_err(StartError::PublicKey)
+}
+
+fn serve(
+    listener: TcpListener,
+    state: actix::Data<AppState>,
+    config: &Config,
+) -> std::io::Result<actix_web::dev::Server> {
+    let origins = config.cors_origins.clone();
+    let server = HttpServer::new(move || {
+        App::new()
+            .wrap(web::cors(&origins))
+            .wrap(web::security_headers())
+            .wrap(from_fn(web::auth::require_access))
+            .wrap(from_fn(web::problem::format_errors))
+            .configure(web::configure(state.clone()))
+    })
+    .listen(listener)?
+    .shutdown_timeout(config.shutdown_timeout.as_secs())
+    .run();
+    Ok(server)
+}

@@ -1,0 +1,237 @@
+//! The timed queue. Only the next `window` scheduled calls are held in memory (a min-heap of due
+//! instants), so memory stays flat however many calls are pending. The heap only says *when* to
+//! wake: due calls are then claimed from the store in one atomic step, which is what makes
+//! "dial once" hold across restarts.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use tokio::sync::Notify;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::Dispatch;
+use super::pacing::Pacer;
+use crate::calls::{CallId, DueAt};
+use crate::store::{Store, StoreError};
+
+/// How the queue behaves.
+#[derive(Debug, Clone)]
+pub struct QueueSettings {
+    /// This instance's name, written on its claims.
+    pub owner: String,
+    /// How long a claim holds.
+    pub lease: Duration,
+    /// Calls overdue by more than this when first seen are marked missed instead of dialed.
+    pub grace: chrono::Duration,
+    /// How many scheduled calls the in-memory window holds.
+    pub window: u32,
+    /// Most calls claimed in one step.
+    pub batch: u32,
+    /// Dial pacing, as (dials, per window); None turns pacing off.
+    pub pacing: Option<(u32, Duration)>,
+}
+
+/// What one step of the queue did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StepOutcome {
+    /// These calls were claimed and handed to the dispatcher.
+    Dispatched(Vec<CallId>),
+    /// Nothing is due; the next call falls due then (None: nothing scheduled).
+    Idle(Option<DateTime<Utc>>),
+    /// Calls are due but pacing allows no dial before this instant.
+    Paced(Instant),
+}
+
+#[derive(Debug, Default)]
+struct Window {
+    heap: BinaryHeap<Reverse<(DueAt, CallId)>>,
+    /// The latest due instant loaded when the window was filled to capacity; calls due later are
+    /// not in the heap and are picked up by the next refill. None: every scheduled call is here.
+    loaded_until: Option<DueAt>,
+    /// The heap no longer mirrors the store; rebuild it before trusting it.
+    stale: bool,
+}
+
+struct Inner {
+    store: Arc<dyn Store>,
+    dispatcher: Arc<dyn Dispatch>,
+    settings: QueueSettings,
+    window: Mutex<Window>,
+    pacer: Option<Mutex<Pacer>>,
+    wake: Notify,
+    tasks: TaskTracker,
+}
+
+/// The timed queue; cheap to clone.
+#[derive(Clone)]
+pub struct TimedQueue {
+    inner: Arc<Inner>,
+}
+
+fn locked<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding these locks cannot leave them half-updated (every update is one
+    // push, pop or replacement), so a poisoned lock is still safe to use.
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl TimedQueue {
+    /// A queue over `store` that hands claimed calls to `dispatcher`.
+    pub fn new(store: Arc<dyn Store>, dispatcher: Arc<dyn Dispatch>, settings: QueueSettings) -> Self {
+        // Dials are paced when claimed but counted by Telnyx when they arrive, and some take
+        // longer to leave than others (a new connection, a busy runtime): 5 % of slack on the
+        // window keeps their arrivals within the limit too.
+        let pacer = settings.pacing.map(|(limit, per)| Mutex::new(Pacer::new(limit, per + per / 20)));
+        let window = Window { stale: true, ..Window::default() };
+        let inner = Inner {
+            store,
+            dispatcher,
+            settings,
+            window: Mutex::new(window),
+            pacer,
+            wake: Notify::new(),
+            tasks: TaskTracker::new(),
+        };
+        Self { inner: Arc::new(inner) }
+    }
+
+    /// Tells the queue a call was scheduled, so it wakes early if this call is the next one due.
+    pub fn scheduled(&self, id: CallId, due: DueAt) {
+        let mut window = locked(&self.inner.window);
+        if window.loaded_until.is_some_and(|last| due > last) {
+            return;
+        }
+        let earlier = window.heap.peek().is_none_or(|Reverse((head, _))| due < *head);
+        window.heap.push(Reverse((due, id)));
+        drop(window);
+        if earlier {
+            self.inner.wake.notify_one();
+        }
+    }
+
+    /// Runs until `shutdown` fires, then waits for in-flight dispatches up to `drain`.
+    pub async fn run(&self, shutdown: CancellationToken, drain: Duration) {
+        let mut failures = 0u32;
+        while !shutdown.is_cancelled() {
+            let wait = match self.step(Utc::now()).await {
+                Ok(StepOutcome::Dispatched(_)) => {
+                    failures = 0;
+                    continue;
+                }
+                Ok(StepOutcome::Idle(next)) => {
+                    next.and_then(|at| (at - Utc::now()).to_std().ok()).map(|d| Instant::now() + d)
+                }
+                Ok(StepOutcome::Paced(at)) => Some(at),
+                Err(error) => {
+                    failures += 1;
+                    tracing::error!(error = ?error, failures, "timed queue step failed; retrying");
+                    locked(&self.inner.window).stale = true;
+                    Some(Instant::now() + Duration::from_millis(200 * u64::from(failures.min(25))))
+                }
+            };
+            self.sleep(wait, &shutdown).await;
+        }
+        self.inner.tasks.close();
+        if tokio::time::timeout(drain, self.inner.tasks.wait()).await.is_err() {
+            tracing::warn!("shutdown: dials still in flight after {drain:?}; their calls are reconciled at next start");
+        }
+    }
+
+    async fn sleep(&self, until: Option<Instant>, shutdown: &CancellationToken) {
+        let far = Instant::now() + Duration::from_secs(3600);
+        tokio::select! {
+            () = tokio::time::sleep_until(until.unwrap_or(far)) => {}
+            () = self.inner.wake.notified() => {}
+            () = shutdown.cancelled() => {}
+        }
+    }
+
+    /// One step: refill the window if needed, mark long-overdue calls missed, and claim and
+    /// dispatch what is due at `now`. Public so tests drive the queue without sleeping.
+    pub async fn step(&self, now: DateTime<Utc>) -> Result<StepOutcome, StoreError> {
+        self.refill_if_stale().await?;
+        let head = locked(&self.inner.window).heap.peek().map(|Reverse((due, _))| due.instant());
+        let Some(head) = head.filter(|&due| due <= now) else {
+            return Ok(StepOutcome::Idle(head));
+        };
+        if head < now - self.inner.settings.grace {
+            self.mark_missed(now).await?;
+            return Ok(StepOutcome::Dispatched(Vec::new()));
+        }
+        let allowed = match self.dials_allowed() {
+            Ok(allowed) => allowed,
+            Err(at) => return Ok(StepOutcome::Paced(at)),
+        };
+        self.claim_and_dispatch(now, allowed).await.map(StepOutcome::Dispatched)
+    }
+
+    fn dials_allowed(&self) -> Result<u32, Instant> {
+        let batch = self.inner.settings.batch;
+        let Some(pacer) = &self.inner.pacer else { return Ok(batch) };
+        let mut pacer = locked(pacer);
+        let now = Instant::now();
+        match pacer.next_free_at(now) {
+            Some(at) => Err(at),
+            None => Ok(u32::try_from(pacer.available(now)).unwrap_or(u32::MAX).min(batch)),
+        }
+    }
+
+    async fn claim_and_dispatch(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<CallId>, StoreError> {
+        let settings = &self.inner.settings;
+        let lease_until = now + chrono::Duration::from_std(settings.lease).unwrap_or(chrono::Duration::MAX);
+        let claimed = self.inner.store.claim_due(now, &settings.owner, lease_until, limit).await?;
+        {
+            let mut window = locked(&self.inner.window);
+            while window.heap.peek().is_some_and(|Reverse((due, _))| due.instant() <= now) {
+                window.heap.pop();
+            }
+            // A full batch may have left due calls behind; a drained partial window hides later ones.
+            window.stale |=
+                claimed.len() as u64 == u64::from(limit) || (window.heap.is_empty() && window.loaded_until.is_some());
+        }
+        if let Some(pacer) = &self.inner.pacer {
+            let mut pacer = locked(pacer);
+            let at = Instant::now();
+            claimed.iter().for_each(|_| pacer.record(at));
+        }
+        let ids = claimed.iter().map(|call| call.id).collect();
+        for call in claimed {
+            let dispatcher = Arc::clone(&self.inner.dispatcher);
+            self.inner.tasks.spawn(async move { dispatcher.dispatch(call).await });
+        }
+        Ok(ids)
+    }
+
+    async fn mark_missed(&self, now: DateTime<Utc>) -> Result<(), StoreError> {
+        let missed = self.inner.store.mark_missed(now - self.inner.settings.grace).await?;
+        if !missed.is_empty() {
+            tracing::warn!(count = missed.len(), "calls fell due while the service was down and were marked missed");
+        }
+        locked(&self.inner.window).stale = true;
+        Ok(())
+    }
+
+    async fn refill_if_stale(&self) -> Result<(), StoreError> {
+        if !locked(&self.inner.window).stale {
+            return Ok(());
+        }
+        let size = self.inner.settings.window;
+        let due = self.inner.store.next_due(size).await?;
+        let full = due.len() as u64 >= u64::from(size);
+        let loaded_until = if full { due.last().map(|(_, at)| *at) } else { None };
+        let mut heap: BinaryHeap<_> = due.into_iter().map(|(id, at)| Reverse((at, id))).collect();
+        let mut window = locked(&self.inner.window);
+        // Keep what was pushed while the store was being read: those calls may have been
+        // committed after the read. A duplicate entry only costs one empty wake-up.
+        let kept = window.heap.drain().filter(|Reverse((at, _))| loaded_until.is_none_or(|last| *at <= last));
+        heap.extend(kept.collect::<Vec<_>>());
+        window.heap = heap;
+        window.loaded_until = loaded_until;
+        window.stale = false;
+        Ok(())
+    }
+}

@@ -1,0 +1,236 @@
+//! Durable state: calls, their history, and the webhook inbox, behind one trait so the
+//! embedded SQLite file and a shared PostgreSQL database are interchangeable.
+
+mod sqlite;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use tokio::sync::broadcast;
+
+use crate::calls::{Call, CallId, CallStatus, DueAt, HistoryEntry, PhoneNumber, Schedule};
+
+pub use sqlite::SqliteStore;
+
+/// Why the store could not do what was asked.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database failed or could not be reached.
+    #[error("database error")]
+    Database(#[from] sqlx::Error),
+    /// The migrations could not be applied.
+    #[error("database migration failed")]
+    Migration(#[from] sqlx::migrate::MigrateError),
+    /// A stored row could not be read back as a valid value.
+    #[error("stored row is corrupt: {0}")]
+    Corrupt(String),
+    /// The database URL names no backend we have.
+    #[error("unsupported database URL `{0}`: use sqlite://PATH")]
+    UnsupportedUrl(String),
+}
+
+/// A call to be stored.
+#[derive(Debug, Clone)]
+pub struct NewCall {
+    /// Its id.
+    pub id: CallId,
+    /// What was asked for.
+    pub schedule: Schedule,
+    /// The client's `Idempotency-Key`, if any, with a hash of the request it came with.
+    pub idempotency: Option<(String, String)>,
+}
+
+/// What storing a new call did.
+#[derive(Debug, Clone)]
+pub enum Inserted {
+    /// A new call was stored.
+    Created(Call),
+    /// The idempotency key was seen before: this is the first call stored with it and the hash
+    /// of the request that created it.
+    Existing(Call, String),
+}
+
+/// Which calls a listing wants.
+#[derive(Debug, Clone, Default)]
+pub struct ListQuery {
+    /// Only calls in this status.
+    pub status: Option<CallStatus>,
+    /// Page size.
+    pub limit: u32,
+    /// Rows to skip.
+    pub offset: u32,
+}
+
+/// The fields a status change may set besides the status.
+#[derive(Debug, Clone, Default)]
+pub struct CallPatch {
+    /// Telnyx's id for the call.
+    pub call_control_id: Option<String>,
+    /// The joke chosen.
+    pub joke: Option<String>,
+    /// Why it failed.
+    pub last_error: Option<String>,
+}
+
+/// How many calls ended in one status during one time bucket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OutcomeCount {
+    /// The start of the bucket (a whole multiple of the bucket length since the Unix epoch).
+    pub bucket_start: DateTime<Utc>,
+    /// The terminal status the calls ended in.
+    pub status: CallStatus,
+    /// How many calls.
+    pub count: u32,
+}
+
+/// How many change notices a slow listener may fall behind before it is told it lagged.
+const FEED_CAPACITY: usize = 1024;
+
+/// Announces the ids of calls whose status or history changed, after the change is stored, to
+/// whoever listens (the page's live view). Nobody listening costs nothing.
+#[derive(Debug, Clone)]
+pub struct ChangeFeed(broadcast::Sender<CallId>);
+
+impl ChangeFeed {
+    /// A feed with no listeners yet.
+    pub fn new() -> Self {
+        Self(broadcast::channel(FEED_CAPACITY).0)
+    }
+
+    /// Announces that `id` changed.
+    pub fn publish(&self, id: CallId) {
+        // An error only means nobody is listening right now.
+        let _ = self.0.send(id);
+    }
+
+    /// A listener that hears every change from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<CallId> {
+        self.0.subscribe()
+    }
+}
+
+impl Default for ChangeFeed {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// A webhook event as kept in the inbox.
+#[derive(Debug, Clone)]
+pub struct InboxEvent {
+    /// Telnyx's event id (`data.id`), unique.
+    pub event_id: String,
+    /// Groups the events of one call (our call id, or Telnyx's call_control_id when unknown).
+    pub call_key: String,
+    /// `data.event_type`.
+    pub event_type: String,
+    /// The raw body as received.
+    pub body: Vec<u8>,
+    /// When it arrived.
+    pub received_at: DateTime<Utc>,
+}
+
+/// An inbox event waiting to be applied.
+#[derive(Debug, Clone)]
+pub struct PendingEvent {
+    /// Arrival order.
+    pub seq: i64,
+    /// The raw body.
+    pub body: Vec<u8>,
+    /// How many times applying it failed already.
+    pub attempts: u32,
+}
+
+/// The store's contract. Every method is one atomic step.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Checks the database answers.
+    async fn ping(&self) -> Result<(), StoreError>;
+    /// Stores a scheduled call with its first history entry (or finds the one with the same key).
+    async fn insert_call(&self, call: &NewCall) -> Result<Inserted, StoreError>;
+    /// The call first stored with this idempotency key, with its request fingerprint.
+    async fn find_idempotent(&self, key: &str) -> Result<Option<(Call, String)>, StoreError>;
+    /// One call.
+    async fn get_call(&self, id: CallId) -> Result<Option<Call>, StoreError>;
+    /// The call Telnyx knows by this id.
+    async fn find_by_call_control_id(&self, id: &str) -> Result<Option<Call>, StoreError>;
+    /// Listens to the ids of calls that change from now on (see [`ChangeFeed`]).
+    fn changes(&self) -> broadcast::Receiver<CallId>;
+    /// How many calls reached each terminal status since `since`, per `bucket_secs` of time,
+    /// counted by the moment the call ended.
+    async fn outcome_counts(&self, since: DateTime<Utc>, bucket_secs: u32) -> Result<Vec<OutcomeCount>, StoreError>;
+    /// Calls, newest first.
+    async fn list_calls(&self, query: &ListQuery) -> Result<Vec<Call>, StoreError>;
+    /// A call's history, oldest first.
+    async fn history(&self, id: CallId) -> Result<Vec<HistoryEntry>, StoreError>;
+    /// Moves a call from `from` to `to` (only if it is still `from`), sets the patch's fields and
+    /// appends `entry`, all at once. Returns false when the call was no longer `from`.
+    async fn change_status(
+        &self,
+        id: CallId,
+        from: CallStatus,
+        to: CallStatus,
+        patch: &CallPatch,
+        entry: &HistoryEntry,
+    ) -> Result<bool, StoreError>;
+    /// Appends a history entry without changing the call (late events, commands sent).
+    async fn append_history(&self, id: CallId, entry: &HistoryEntry) -> Result<(), StoreError>;
+    /// The earliest scheduled calls, for the timed queue's window.
+    async fn next_due(&self, limit: u32) -> Result<Vec<(CallId, DueAt)>, StoreError>;
+    /// Atomically moves up to `limit` due calls from scheduled to dialing under a lease.
+    async fn claim_due(
+        &self,
+        now: DateTime<Utc>,
+        owner: &str,
+        lease_until: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<Call>, StoreError>;
+    /// Marks scheduled calls due before `due_before` as missed; returns their ids.
+    async fn mark_missed(&self, due_before: DateTime<Utc>) -> Result<Vec<CallId>, StoreError>;
+    /// Dialing calls whose dial's fate is unknown: no Telnyx id yet, and a lease that ran out before
+    /// `now` or, with `owner`, held by that instance (at start-up: its previous run died mid-dial).
+    async fn orphaned_dials(&self, owner: Option<&str>, now: DateTime<Utc>) -> Result<Vec<Call>, StoreError>;
+    /// Takes an orphaned dial over for `owner` until `lease_until`, if it is still dialing with no
+    /// Telnyx id and its lease ran out or was already `owner`'s. False when someone else has it.
+    async fn take_over_dial(
+        &self,
+        id: CallId,
+        owner: &str,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
+    /// How many calls were scheduled since `hour` and since `day` (both in one look), for one
+    /// number or, with None, in all.
+    async fn count_scheduled(
+        &self,
+        to: Option<&PhoneNumber>,
+        hour: DateTime<Utc>,
+        day: DateTime<Utc>,
+    ) -> Result<(u64, u64), StoreError>;
+    /// The last joke told to this number, so it is not told twice in a row.
+    async fn last_joke_for(&self, to: &PhoneNumber) -> Result<Option<String>, StoreError>;
+    /// Records a webhook event; false when its id was already recorded.
+    async fn inbox_insert(&self, event: &InboxEvent) -> Result<bool, StoreError>;
+    /// The unapplied events of one call, in arrival order.
+    async fn inbox_pending(&self, call_key: &str) -> Result<Vec<PendingEvent>, StoreError>;
+    /// The call keys that have unapplied events.
+    async fn inbox_pending_keys(&self) -> Result<Vec<String>, StoreError>;
+    /// Marks an event applied (`error` None) or records a failed attempt to apply it; with
+    /// `give_up` the event is closed with its error kept.
+    async fn inbox_finish(&self, seq: i64, error: Option<&str>, give_up: bool) -> Result<(), StoreError>;
+}
+
+/// Opens the store a database URL names, creating and migrating it as needed.
+pub async fn open(url: &str) -> Result<std::sync::Arc<dyn Store>, StoreError> {
+    if let Some(path) = url.strip_prefix("sqlite://") {
+        return Ok(std::sync::Arc::new(SqliteStore::open(path).await?));
+    }
+    Err(StoreError::UnsupportedUrl(redact_url(url)))
+}
+
+/// A database URL with any password removed, safe to show.
+fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => format!("{}://…{}", &url[..scheme_end], &url[at..]),
+        _ => url.to_owned(),
+    }
+}

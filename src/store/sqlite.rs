@@ -1,0 +1,460 @@
+//! The embedded store: one SQLite file in WAL mode. Claims run as one `UPDATE … RETURNING`, which
+//! SQLite executes under its single writer lock, so a call can never be claimed twice.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
+use sqlx::{Row, SqlitePool};
+
+use tokio::sync::broadcast;
+
+use super::{
+    CallPatch, ChangeFeed, InboxEvent, Inserted, ListQuery, NewCall, OutcomeCount, PendingEvent, Store, StoreError,
+};
+use crate::calls::{Call, CallId, CallStatus, DueAt, HistoryEntry, PhoneNumber, Timezone};
+
+const CALL_COLUMNS: &str = "id, to_number, due_at, timezone, status, attempt, call_control_id, joke, \
+                            last_error, note, created_at, updated_at";
+
+/// The SQLite implementation of [`Store`].
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+    changes: ChangeFeed,
+}
+
+impl SqliteStore {
+    /// Opens (creating if missing) the database file at `path` and applies the migrations.
+    pub async fn open(path: &str) -> Result<Self, StoreError> {
+        let options = SqliteConnectOptions::from_str(&format!("sqlite://{path}"))?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(10))
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new().max_connections(8).connect_with(options).await?;
+        sqlx::migrate!("src/store/migrations/sqlite").run(&pool).await?;
+        Ok(Self { pool, changes: ChangeFeed::new() })
+    }
+}
+
+fn millis(at: DateTime<Utc>) -> i64 {
+    at.timestamp_millis()
+}
+
+fn from_millis(ms: i64) -> Result<DateTime<Utc>, StoreError> {
+    DateTime::from_timestamp_millis(ms).ok_or_else(|| StoreError::Corrupt(format!("time {ms}")))
+}
+
+fn call_from_row(row: &SqliteRow) -> Result<Call, StoreError> {
+    let corrupt = |what: &str| StoreError::Corrupt(what.to_owned());
+    let id: String = row.try_get("id")?;
+    let to: String = row.try_get("to_number")?;
+    let zone: String = row.try_get("timezone")?;
+    let status: String = row.try_get("status")?;
+    Ok(Call {
+        id: id.parse().map_err(|_| corrupt("call id"))?,
+        to: PhoneNumber::parse(&to).map_err(|_| corrupt("phone number"))?,
+        due_at: DueAt::from_stored(from_millis(row.try_get("due_at")?)?),
+        timezone: Timezone::parse(&zone).ok_or_else(|| corrupt("time zone"))?,
+        status: status.parse().map_err(|_| corrupt("status"))?,
+        attempt: row.try_get::<i64, _>("attempt")?.try_into().map_err(|_| corrupt("attempt"))?,
+        call_control_id: row.try_get("call_control_id")?,
+        joke: row.try_get("joke")?,
+        last_error: row.try_get("last_error")?,
+        note: row.try_get("note")?,
+        created_at: from_millis(row.try_get("created_at")?)?,
+        updated_at: from_millis(row.try_get("updated_at")?)?,
+    })
+}
+
+fn calls_from_rows(rows: &[SqliteRow]) -> Result<Vec<Call>, StoreError> {
+    rows.iter().map(call_from_row).collect()
+}
+
+async fn insert_history<'e, E>(executor: E, id: CallId, entry: &HistoryEntry) -> Result<(), StoreError>
+where
+    E: sqlx::Executor<'e, Database = sqlx::Sqlite>,
+{
+    sqlx::query("INSERT INTO call_events (call_id, at, kind, detail) VALUES (?, ?, ?, ?)")
+        .bind(id.to_string())
+        .bind(millis(entry.time))
+        .bind(&entry.kind)
+        .bind(&entry.detail)
+        .execute(executor)
+        .await?;
+    Ok(())
+}
+
+impl SqliteStore {
+    async fn call_where(&self, clause: &str, value: &str) -> Result<Option<Call>, StoreError> {
+        let sql = format!("SELECT {CALL_COLUMNS} FROM calls WHERE {clause} = ?");
+        let row = sqlx::query(&sql).bind(value).fetch_optional(&self.pool).await?;
+        row.as_ref().map(call_from_row).transpose()
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    #[tracing::instrument(skip(self))]
+    async fn find_idempotent(&self, key: &str) -> Result<Option<(Call, String)>, StoreError> {
+        let sql = format!("SELECT {CALL_COLUMNS}, request_hash FROM calls WHERE idempotency_key = ?");
+        let Some(row) = sqlx::query(&sql).bind(key).fetch_optional(&self.pool).await? else {
+            return Ok(None);
+        };
+        let hash: Option<String> = row.try_get("request_hash")?;
+        Ok(Some((call_from_row(&row)?, hash.unwrap_or_default())))
+    }
+
+    #[tracing::instrument(skip(self))]
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    #[tracing::instrument(skip(self, call), fields(call_id = %call.id))]
+    async fn insert_call(&self, call: &NewCall) -> Result<Inserted, StoreError> {
+        if let Some((key, _)) = &call.idempotency
+            && let Some((existing, hash)) = self.find_idempotent(key).await?
+        {
+            return Ok(Inserted::Existing(existing, hash));
+        }
+        let now = Utc::now();
+        let schedule = &call.schedule;
+        let mut tx = self.pool.begin().await?;
+        let inserted = sqlx::query(
+            "INSERT INTO calls (id, to_number, due_at, timezone, status, note, idempotency_key, request_hash, \
+             created_at, updated_at) VALUES (?, ?, ?, ?, 'scheduled', ?, ?, ?, ?, ?) \
+             ON CONFLICT (idempotency_key) DO NOTHING",
+        )
+        .bind(call.id.to_string())
+        .bind(schedule.to.as_str())
+        .bind(millis(schedule.due_at.instant()))
+        .bind(schedule.timezone.name())
+        .bind(&schedule.note)
+        .bind(call.idempotency.as_ref().map(|(key, _)| key))
+        .bind(call.idempotency.as_ref().map(|(_, hash)| hash))
+        .bind(millis(now))
+        .bind(millis(now))
+        .execute(&mut *tx)
+        .await?;
+        if inserted.rows_affected() == 0 {
+            // Another request with the same key won the race: answer with its call.
+            tx.rollback().await?;
+            let key = call.idempotency.as_ref().map(|(key, _)| key.as_str()).unwrap_or_default();
+            let (existing, hash) = self.find_idempotent(key).await?.ok_or_else(|| StoreError::Corrupt(key.into()))?;
+            return Ok(Inserted::Existing(existing, hash));
+        }
+        let entry = HistoryEntry { kind: "scheduled".into(), time: now, detail: schedule.note.clone() };
+        insert_history(&mut *tx, call.id, &entry).await?;
+        tx.commit().await?;
+        self.changes.publish(call.id);
+        let stored = self.get_call(call.id).await?.ok_or_else(|| StoreError::Corrupt("lost insert".into()))?;
+        Ok(Inserted::Created(stored))
+    }
+
+    #[tracing::instrument(skip(self), fields(call_id = %id))]
+    async fn get_call(&self, id: CallId) -> Result<Option<Call>, StoreError> {
+        self.call_where("id", &id.to_string()).await
+    }
+
+    #[tracing::instrument(skip(self))]
+    async fn find_by_call_control_id(&self, id: &str) -> Result<Option<Call>, StoreError> {
+        self.call_where("call_control_id", id).await
+    }
+
+    fn changes(&self) -> broadcast::Receiver<CallId> {
+        self.changes.subscribe()
+    }
+
+    #[tracing::instrument(skip(self))]
+    async fn outcome_counts(&self, since: DateTime<Utc>, bucket_secs: u32) -> Result<Vec<OutcomeCount>, StoreError> {
+        let bucket_ms = i64::from(bucket_secs.max(1)) * 1000;
+        let terminal: Vec<&str> = CallStatus::ALL.iter().filter(|s| s.is_terminal()).map(|s| s.as_str()).collect();
+        // The statuses are our own fixed names, so listing them inline is safe.
+        let sql = format!(
+            "SELECT (updated_at / ?1) * ?1 AS bucket, status, COUNT(*) AS n FROM calls \
+             WHERE updated_at >= ?2 AND status IN ('{}') GROUP BY bucket, status ORDER BY bucket",
+            terminal.join("', '")
+        );
+        let rows = sqlx::query(&sql).bind(bucket_ms).bind(millis(since)).fetch_all(&self.pool).await?;
+        rows.iter()
+            .map(|row| {
+                let status: String = row.try_get("status")?;
+                Ok(OutcomeCount {
+                    bucket_start: from_millis(row.try_get("bucket")?)?,
+                    status: status.parse().map_err(|_| StoreError::Corrupt("status".into()))?,
+                    count: row.try_get::<i64, _>("n")?.try_into().unwrap_or(u32::MAX),
+                })
+            })
+            .collect()
+    }
+
+    #[tracing::instrument(skip(self))]
+    async fn list_calls(&self, query: &ListQuery) -> Result<Vec<Call>, StoreError> {
+        let sql = format!(
+            "SELECT {CALL_COLUMNS} FROM calls WHERE (?1 IS NULL OR status = ?1) \
+             ORDER BY created_at DESC, id LIMIT ?2 OFFSET ?3"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(query.status.map(CallStatus::as_str))
+            .bind(i64::from(query.limit))
+            .bind(i64::from(query.offset))
+            .fetch_all(&self.pool)
+            .await?;
+        calls_from_rows(&rows)
+    }
+
+    #[tracing::instrument(skip(self), fields(call_id = %id))]
+    async fn history(&self, id: CallId) -> Result<Vec<HistoryEntry>, StoreError> {
+        let rows = sqlx::query("SELECT at, kind, detail FROM call_events WHERE call_id = ? ORDER BY seq")
+            .bind(id.to_string())
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(HistoryEntry {
+                    kind: row.try_get("kind")?,
+                    time: from_millis(row.try_get("at")?)?,
+                    detail: row.try_get("detail")?,
+                })
+            })
+            .collect()
+    }
+
+    #[tracing::instrument(skip(self, patch, entry), fields(call_id = %id, %from, %to))]
+    async fn change_status(
+        &self,
+        id: CallId,
+        from: CallStatus,
+        to: CallStatus,
+        patch: &CallPatch,
+        entry: &HistoryEntry,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let changed = sqlx::query(
+            "UPDATE calls SET status = ?, call_control_id = COALESCE(?, call_control_id), \
+             joke = COALESCE(?, joke), last_error = COALESCE(?, last_error), updated_at = ?, \
+             lease_owner = NULL, lease_until = NULL WHERE id = ? AND status = ?",
+        )
+        .bind(to.as_str())
+        .bind(&patch.call_control_id)
+        .bind(&patch.joke)
+        .bind(&patch.last_error)
+        .bind(millis(Utc::now()))
+        .bind(id.to_string())
+        .bind(from.as_str())
+        .execute(&mut *tx)
+        .await?;
+        if changed.rows_affected() == 0 {
+            return Ok(false);
+        }
+        insert_history(&mut *tx, id, entry).await?;
+        tx.commit().await?;
+        self.changes.publish(id);
+        Ok(true)
+    }
+
+    #[tracing::instrument(skip(self, entry), fields(call_id = %id, kind = %entry.kind))]
+    async fn append_history(&self, id: CallId, entry: &HistoryEntry) -> Result<(), StoreError> {
+        insert_history(&self.pool, id, entry).await?;
+        self.changes.publish(id);
+        Ok(())
+    }
+
+    async fn next_due(&self, limit: u32) -> Result<Vec<(CallId, DueAt)>, StoreError> {
+        let rows = sqlx::query("SELECT id, due_at FROM calls WHERE status = 'scheduled' ORDER BY due_at LIMIT ?")
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|row| {
+                let id: String = row.try_get("id")?;
+                let id = id.parse().map_err(|_| StoreError::Corrupt("call id".into()))?;
+                Ok((id, DueAt::from_stored(from_millis(row.try_get("due_at")?)?)))
+            })
+            .collect()
+    }
+
+    #[tracing::instrument(skip(self))]
+    async fn claim_due(
+        &self,
+        now: DateTime<Utc>,
+        owner: &str,
+        lease_until: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<Call>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let sql = format!(
+            "UPDATE calls SET status = 'dialing', attempt = attempt + 1, lease_owner = ?, lease_until = ?, \
+             updated_at = ? WHERE id IN (SELECT id FROM calls WHERE status = 'scheduled' AND due_at <= ? \
+             ORDER BY due_at LIMIT ?) RETURNING {CALL_COLUMNS}"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(owner)
+            .bind(millis(lease_until))
+            .bind(millis(now))
+            .bind(millis(now))
+            .bind(i64::from(limit))
+            .fetch_all(&mut *tx)
+            .await?;
+        let calls = calls_from_rows(&rows)?;
+        for call in &calls {
+            let entry =
+                HistoryEntry { kind: "dialing".into(), time: now, detail: Some(format!("attempt {}", call.attempt)) };
+            insert_history(&mut *tx, call.id, &entry).await?;
+        }
+        tx.commit().await?;
+        calls.iter().for_each(|call| self.changes.publish(call.id));
+        Ok(calls)
+    }
+
+    #[tracing::instrument(skip(self))]
+    async fn mark_missed(&self, due_before: DateTime<Utc>) -> Result<Vec<CallId>, StoreError> {
+        let now = Utc::now();
+        let mut tx = self.pool.begin().await?;
+        let rows = sqlx::query(
+            "UPDATE calls SET status = 'missed', updated_at = ?, last_error = 'fell due while the service was down' \
+             WHERE status = 'scheduled' AND due_at < ? RETURNING id",
+        )
+        .bind(millis(now))
+        .bind(millis(due_before))
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut ids = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let id: String = row.try_get("id")?;
+            let id: CallId = id.parse().map_err(|_| StoreError::Corrupt("call id".into()))?;
+            let entry = HistoryEntry {
+                kind: "missed".into(),
+                time: now,
+                detail: Some("fell due while the service was down, beyond the grace period".into()),
+            };
+            insert_history(&mut *tx, id, &entry).await?;
+            ids.push(id);
+        }
+        tx.commit().await?;
+        ids.iter().for_each(|id| self.changes.publish(*id));
+        Ok(ids)
+    }
+
+    async fn orphaned_dials(&self, owner: Option<&str>, now: DateTime<Utc>) -> Result<Vec<Call>, StoreError> {
+        let sql = format!(
+            "SELECT {CALL_COLUMNS} FROM calls WHERE status = 'dialing' AND call_control_id IS NULL \
+             AND (lease_until < ? OR lease_owner = ?)"
+        );
+        let rows = sqlx::query(&sql).bind(millis(now)).bind(owner).fetch_all(&self.pool).await?;
+        calls_from_rows(&rows)
+    }
+
+    #[tracing::instrument(skip(self), fields(call_id = %id))]
+    async fn take_over_dial(
+        &self,
+        id: CallId,
+        owner: &str,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let taken = sqlx::query(
+            "UPDATE calls SET lease_owner = ?1, lease_until = ?2 WHERE id = ?3 AND status = 'dialing' \
+             AND call_control_id IS NULL AND (lease_until < ?4 OR lease_owner = ?1)",
+        )
+        .bind(owner)
+        .bind(millis(lease_until))
+        .bind(id.to_string())
+        .bind(millis(now))
+        .execute(&self.pool)
+        .await?;
+        Ok(taken.rows_affected() == 1)
+    }
+
+    #[tracing::instrument(skip(self))]
+    async fn count_scheduled(
+        &self,
+        to: Option<&PhoneNumber>,
+        hour: DateTime<Utc>,
+        day: DateTime<Utc>,
+    ) -> Result<(u64, u64), StoreError> {
+        let (in_hour, in_day): (Option<i64>, i64) = sqlx::query_as(
+            "SELECT SUM(created_at >= ?1), COUNT(*) FROM calls WHERE created_at >= ?2 AND (?3 IS NULL OR to_number = ?3)",
+        )
+        .bind(millis(hour))
+        .bind(millis(day))
+        .bind(to.map(PhoneNumber::as_str))
+        .fetch_one(&self.pool)
+        .await?;
+        let count = |n: i64| u64::try_from(n).unwrap_or_default();
+        Ok((count(in_hour.unwrap_or_default()), count(in_day)))
+    }
+
+    async fn last_joke_for(&self, to: &PhoneNumber) -> Result<Option<String>, StoreError> {
+        let joke = sqlx::query_scalar(
+            "SELECT joke FROM calls WHERE to_number = ? AND joke IS NOT NULL ORDER BY updated_at DESC LIMIT 1",
+        )
+        .bind(to.as_str())
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(joke)
+    }
+
+    #[tracing::instrument(skip(self, event), fields(event_id = %event.event_id))]
+    async fn inbox_insert(&self, event: &InboxEvent) -> Result<bool, StoreError> {
+        let inserted = sqlx::query(
+            "INSERT INTO inbox (event_id, call_key, event_type, body, received_at) VALUES (?, ?, ?, ?, ?) \
+             ON CONFLICT (event_id) DO NOTHING",
+        )
+        .bind(&event.event_id)
+        .bind(&event.call_key)
+        .bind(&event.event_type)
+        .bind(&event.body)
+        .bind(millis(event.received_at))
+        .execute(&self.pool)
+        .await?;
+        Ok(inserted.rows_affected() == 1)
+    }
+
+    async fn inbox_pending(&self, call_key: &str) -> Result<Vec<PendingEvent>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT seq, body, attempts FROM inbox WHERE call_key = ? AND processed_at IS NULL ORDER BY seq",
+        )
+        .bind(call_key)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(PendingEvent {
+                    seq: row.try_get("seq")?,
+                    body: row.try_get("body")?,
+                    attempts: row.try_get::<i64, _>("attempts")?.try_into().unwrap_or(u32::MAX),
+                })
+            })
+            .collect()
+    }
+
+    async fn inbox_pending_keys(&self) -> Result<Vec<String>, StoreError> {
+        let keys = sqlx::query_scalar("SELECT DISTINCT call_key FROM inbox WHERE processed_at IS NULL")
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(keys)
+    }
+
+    async fn inbox_finish(&self, seq: i64, error: Option<&str>, give_up: bool) -> Result<(), StoreError> {
+        let close = error.is_none() || give_up;
+        sqlx::query(
+            "UPDATE inbox SET processed_at = CASE WHEN ? THEN ? ELSE NULL END, \
+             attempts = attempts + CASE WHEN ? IS NULL THEN 0 ELSE 1 END, last_error = COALESCE(?, last_error) \
+             WHERE seq = ?",
+        )
+        .bind(close)
+        .bind(millis(Utc::now()))
+        .bind(error)
+        .bind(error)
+        .bind(seq)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+}

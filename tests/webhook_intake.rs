@@ -1,0 +1,395 @@
+//! Webhook intake over real HTTP: only correctly signed, fresh, well-formed JSON events are
+//! recorded in the inbox, each event once, and every refusal is a problem document saying why.
+
+mod common;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use common::{SIGNING_SEED, TestApp, spawn_app, webhook_event};
+use dialajoke::telnyx::signature::Signer;
+use futures_util::future::join_all;
+use serde_json::Value;
+
+const SIGNATURE: &str = "telnyx-signature-ed25519";
+const TIMESTAMP: &str = "telnyx-timestamp";
+/// How long the background task may take to apply one event before a test gives up.
+const PROCESS_BOUND: Duration = Duration::from_secs(10);
+
+fn answered() -> (String, Vec<u8>) {
+    webhook_event("call.answered", |_| {})
+}
+
+fn now() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+fn trusted() -> Signer {
+    Signer::from_seed(&SIGNING_SEED)
+}
+
+/// A webhook request as Telnyx would send it, before any header is set.
+fn post(app: &TestApp, body: Vec<u8>) -> reqwest::RequestBuilder {
+    app.http.post(format!("{}/webhook", app.base)).body(body)
+}
+
+async fn assert_acknowledged(response: reqwest::Response) {
+    assert_eq!(response.status(), 200);
+    assert!(response.bytes().await.expect("body").is_empty(), "an acknowledgement has no body");
+}
+
+/// Checks the status and media type and returns the problem's `detail`.
+async fn problem_detail(response: reqwest::Response, status: u16) -> String {
+    assert_eq!(response.status(), status);
+    assert_eq!(response.headers()["content-type"], "application/problem+json");
+    let problem: Value = response.json().await.expect("problem JSON");
+    assert_eq!(problem["status"], status);
+    problem["detail"].as_str().expect("detail").to_owned()
+}
+
+/// Polls (bounded) until the inbox row of `event_id` has been processed; returns `processed_at`.
+async fn wait_until_processed(app: &TestApp, event_id: &str) -> i64 {
+    let db = app.db().await;
+    let deadline = tokio::time::Instant::now() + PROCESS_BOUND;
+    loop {
+        let processed: Option<i64> = sqlx::query_scalar("SELECT processed_at FROM inbox WHERE event_id = ?")
+            .bind(event_id)
+            .fetch_one(&db)
+            .await
+            .expect("the event is in the inbox");
+        if let Some(at) = processed {
+            return at;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "event {event_id} was never processed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_correctly_signed_webhook_is_acknowledged_with_an_empty_200_and_recorded_once() {
+    let app = spawn_app().await;
+    let (id, body) = answered();
+
+    let response = app.post_webhook(body).await;
+
+    assert_acknowledged(response).await;
+    assert_eq!(app.count_rows("inbox").await, 1);
+    let db = app.db().await;
+    let stored: String = sqlx::query_scalar("SELECT event_id FROM inbox").fetch_one(&db).await.expect("row");
+    assert_eq!(stored, id);
+}
+
+#[tokio::test]
+async fn the_same_event_delivered_twice_is_acknowledged_twice_and_recorded_once() {
+    let app = spawn_app().await;
+    let (_, body) = answered();
+
+    let first = app.post_webhook(body.clone()).await;
+    let second = app.post_webhook(body).await;
+
+    assert_acknowledged(first).await;
+    assert_acknowledged(second).await;
+    assert_eq!(app.count_rows("inbox").await, 1);
+}
+
+#[tokio::test]
+async fn a_signature_made_with_another_key_is_refused_as_unauthorized() {
+    let app = spawn_app().await;
+    let stranger = Signer::from_seed(&[9; 32]);
+
+    let response = app.post_webhook_signed_by(&stranger, now(), answered().1).await;
+
+    assert!(problem_detail(response, 401).await.contains("does not match"));
+    assert_eq!(app.count_rows("inbox").await, 0);
+}
+
+#[tokio::test]
+async fn a_body_changed_after_signing_is_refused_as_unauthorized() {
+    let app = spawn_app().await;
+    let (_, body) = answered();
+    let timestamp = now();
+    let signature = trusted().sign(timestamp, &body);
+    let tampered = String::from_utf8(body).expect("UTF-8").replace("call.answered", "call.hangup");
+
+    let response = post(&app, tampered.into_bytes())
+        .header("content-type", "application/json")
+        .header(TIMESTAMP, timestamp.to_string())
+        .header(SIGNATURE, signature)
+        .send()
+        .await
+        .expect("request sent");
+
+    assert!(problem_detail(response, 401).await.contains("does not match"));
+    assert_eq!(app.count_rows("inbox").await, 0);
+}
+
+#[tokio::test]
+async fn a_timestamp_more_than_five_minutes_away_either_way_is_refused_as_unauthorized() {
+    let app = spawn_app().await;
+    for skew in [-301, 301] {
+        let response = app.post_webhook_signed_by(&trusted(), now() + skew, answered().1).await;
+
+        let detail = problem_detail(response, 401).await;
+        assert!(detail.contains("outside the accepted window"), "skew {skew}: {detail}");
+    }
+    assert_eq!(app.count_rows("inbox").await, 0);
+}
+
+#[tokio::test]
+async fn a_missing_signature_or_timestamp_header_is_refused_and_named() {
+    let app = spawn_app().await;
+    let (_, body) = answered();
+    let timestamp = now();
+    let signature = trusted().sign(timestamp, &body);
+    let cases = [(TIMESTAMP, timestamp.to_string(), SIGNATURE), (SIGNATURE, signature, TIMESTAMP)];
+    for (sent, value, missing) in cases {
+        let response = post(&app, body.clone())
+            .header("content-type", "application/json")
+            .header(sent, value)
+            .send()
+            .await
+            .expect("request sent");
+
+        let detail = problem_detail(response, 401).await;
+        assert!(detail.contains(&format!("missing header {missing}")), "{detail}");
+    }
+    assert_eq!(app.count_rows("inbox").await, 0);
+}
+
+#[tokio::test]
+async fn a_signed_body_that_is_not_json_is_a_400_problem_and_nothing_is_recorded() {
+    let app = spawn_app().await;
+
+    let response = app.post_webhook(b"{\"data\": ".to_vec()).await;
+
+    assert!(problem_detail(response, 400).await.contains("not valid JSON"));
+    assert_eq!(app.count_rows("inbox").await, 0);
+}
+
+#[tokio::test]
+async fn a_signed_event_without_an_id_is_a_400_problem_naming_data_id() {
+    let app = spawn_app().await;
+    let (_, body) = webhook_event("call.answered", |body| {
+        body["data"].as_object_mut().expect("data object").remove("id");
+    });
+
+    let response = app.post_webhook(body).await;
+
+    assert!(problem_detail(response, 400).await.contains("data.id"));
+    assert_eq!(app.count_rows("inbox").await, 0);
+}
+
+#[tokio::test]
+async fn a_signed_webhook_sent_as_plain_text_is_a_415_problem() {
+    let app = spawn_app().await;
+    let (_, body) = answered();
+    let timestamp = now();
+    let signature = trusted().sign(timestamp, &body);
+
+    let response = post(&app, body)
+        .header("content-type", "text/plain")
+        .header(TIMESTAMP, timestamp.to_string())
+        .header(SIGNATURE, signature)
+        .send()
+        .await
+        .expect("request sent");
+
+    assert!(problem_detail(response, 415).await.contains("application/json"));
+    assert_eq!(app.count_rows("inbox").await, 0);
+}
+
+#[tokio::test]
+async fn a_body_over_64_kib_is_a_413_problem_and_nothing_is_recorded() {
+    let app = spawn_app().await;
+    let (_, body) = webhook_event("call.answered", |body| {
+        body["data"]["payload"]["padding"] = Value::String("x".repeat(64 * 1024));
+    });
+
+    let response = app.post_webhook(body).await;
+
+    problem_detail(response, 413).await;
+    assert_eq!(app.count_rows("inbox").await, 0);
+}
+
+#[tokio::test]
+async fn an_unknown_event_type_is_acknowledged_and_recorded() {
+    let app = spawn_app().await;
+    let (id, body) = webhook_event("call.answered", |body| body["data"]["event_type"] = "call.cost".into());
+
+    let response = app.post_webhook(body).await;
+
+    assert_acknowledged(response).await;
+    let db = app.db().await;
+    let kind: String = sqlx::query_scalar("SELECT event_type FROM inbox WHERE event_id = ?")
+        .bind(&id)
+        .fetch_one(&db)
+        .await
+        .expect("recorded");
+    assert_eq!(kind, "call.cost");
+}
+
+#[tokio::test]
+async fn an_event_for_no_known_call_is_recorded_processed_and_changes_nothing() {
+    let app = spawn_app().await;
+    let (id, body) = webhook_event("call.hangup", |body| {
+        let payload = &mut body["data"]["payload"];
+        payload["client_state"] = Value::Null;
+        payload["call_control_id"] = format!("v3:unknown-{}", uuid::Uuid::new_v4()).into();
+    });
+
+    let response = app.post_webhook(body).await;
+
+    assert_acknowledged(response).await;
+    assert!(wait_until_processed(&app, &id).await > 0);
+    let db = app.db().await;
+    let error: Option<String> = sqlx::query_scalar("SELECT last_error FROM inbox WHERE event_id = ?")
+        .bind(&id)
+        .fetch_one(&db)
+        .await
+        .expect("recorded");
+    assert_eq!(error, None);
+    assert_eq!(app.count_rows("calls").await, 0);
+    assert_eq!(app.count_rows("call_events").await, 0);
+    assert!(app.sim.journal().is_empty(), "no command was sent to Telnyx");
+}
+
+#[tokio::test]
+async fn a_burst_of_200_distinct_signed_webhooks_is_all_acknowledged_and_recorded() {
+    let app = spawn_app().await;
+    let bodies: Vec<Vec<u8>> = (0..200).map(|_| answered().1).collect();
+
+    let responses = join_all(bodies.into_iter().map(|body| app.post_webhook(body))).await;
+
+    let statuses: Vec<u16> = responses.iter().map(|r| r.status().as_u16()).collect();
+    assert!(statuses.iter().all(|&s| s == 200), "{statuses:?}");
+    assert_eq!(app.count_rows("inbox").await, 200);
+}
+
+/// Reads one HTTP response from a raw connection: the status code, the head in lower case, and
+/// the body (as long as its `content-length` says).
+async fn read_response(stream: &mut tokio::net::tcp::OwnedReadHalf) -> (u16, String, Vec<u8>) {
+    use tokio::io::AsyncReadExt;
+    let mut bytes = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        let read = stream.read(&mut chunk).await.expect("response readable");
+        bytes.extend_from_slice(&chunk[..read]);
+        let text = String::from_utf8_lossy(&bytes).to_lowercase();
+        if let Some(end) = text.find("\r\n\r\n") {
+            let head = text[..end].to_owned();
+            let length: usize = head
+                .lines()
+                .find_map(|line| line.strip_prefix("content-length:"))
+                .map_or(0, |value| value.trim().parse().expect("length"));
+            if bytes.len() >= end + 4 + length || read == 0 {
+                let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).expect("status line");
+                return (status, head, bytes[end + 4..].to_vec());
+            }
+        }
+        assert!(read > 0, "connection closed before a response: {:?}", String::from_utf8_lossy(&bytes));
+    }
+}
+
+/// Opens a connection, sends the head of a correctly signed webhook, then its body one byte
+/// every `pace`; returns what the service answered and when, from the end of the head.
+async fn trickle_webhook(app: &TestApp, pace: Duration) -> ((u16, String, Vec<u8>), Duration) {
+    use tokio::io::AsyncWriteExt;
+    let (_, body) = answered();
+    let timestamp = now();
+    let signature = trusted().sign(timestamp, &body);
+    let addr = app.base.trim_start_matches("http://");
+    let stream = tokio::net::TcpStream::connect(addr).await.expect("connects");
+    let (mut reader, mut writer) = stream.into_split();
+    let head = format!(
+        "POST /webhook HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\
+         {TIMESTAMP}: {timestamp}\r\n{SIGNATURE}: {signature}\r\n\r\n",
+        body.len()
+    );
+    writer.write_all(head.as_bytes()).await.expect("head sent");
+    let started = tokio::time::Instant::now();
+    let trickle = tokio::spawn(async move {
+        for byte in body {
+            // The service may have given up on us: stop writing then.
+            if writer.write_all(&[byte]).await.is_err() {
+                return;
+            }
+            tokio::time::sleep(pace).await;
+        }
+    });
+    let response = read_response(&mut reader).await;
+    let elapsed = started.elapsed();
+    trickle.abort();
+    (response, elapsed)
+}
+
+/// Runs `work` while asking `/health` every 50 ms; returns its output, the slowest health answer
+/// and how many were asked. Every health answer must be a 200.
+async fn while_probing_health<T>(app: &TestApp, work: impl std::future::Future<Output = T>) -> (T, Duration, usize) {
+    let busy = AtomicBool::new(true);
+    let work = async {
+        let output = work.await;
+        busy.store(false, Ordering::SeqCst);
+        output
+    };
+    let probe = async {
+        let (mut slowest, mut probes) = (Duration::ZERO, 0);
+        while busy.load(Ordering::SeqCst) {
+            let started = tokio::time::Instant::now();
+            let health = app.http.get(format!("{}/health", app.base)).send().await.expect("health answered");
+            assert_eq!(health.status(), 200);
+            slowest = slowest.max(started.elapsed());
+            probes += 1;
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        (slowest, probes)
+    };
+    let (output, (slowest, probes)) = tokio::join!(work, probe);
+    (output, slowest, probes)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bodies_trickled_byte_by_byte_are_cut_off_with_a_408_problem_while_other_requests_are_answered() {
+    use dialajoke::web::webhook::BODY_DEADLINE;
+    let app = spawn_app().await;
+
+    let slow = join_all((0..16).map(|_| trickle_webhook(&app, Duration::from_millis(100))));
+    let (answers, slowest_health, probes) = while_probing_health(&app, slow).await;
+
+    assert!(probes > 10, "/health was asked only {probes} times");
+    assert!(slowest_health < Duration::from_secs(1), "/health took {slowest_health:?}");
+    for ((status, head, body), took) in answers {
+        assert_eq!(status, 408);
+        assert!(head.contains("content-type: application/problem+json"), "{head}");
+        let problem: Value = serde_json::from_slice(&body).expect("problem JSON");
+        assert_eq!(problem["status"], 408);
+        assert!(took >= BODY_DEADLINE - Duration::from_millis(200), "cut off after only {took:?}");
+        assert!(took < BODY_DEADLINE + Duration::from_secs(3), "cut off only after {took:?}");
+    }
+    assert_eq!(app.count_rows("inbox").await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_2000_signed_webhooks_over_64_connections_is_all_recorded_while_health_keeps_answering() {
+    let app = spawn_app().await;
+    let mut lanes: Vec<Vec<Vec<u8>>> = vec![Vec::new(); 64];
+    for index in 0..2000 {
+        lanes[index % 64].push(answered().1);
+    }
+    let lane = |bodies: Vec<Vec<u8>>| async {
+        let mut statuses = Vec::with_capacity(bodies.len());
+        for body in bodies {
+            statuses.push(app.post_webhook(body).await.status().as_u16());
+        }
+        statuses
+    };
+
+    let flood = join_all(lanes.into_iter().map(lane));
+    let (statuses, slowest_health, probes) = while_probing_health(&app, flood).await;
+
+    let statuses: Vec<u16> = statuses.into_iter().flatten().collect();
+    assert_eq!(statuses.len(), 2000);
+    assert!(statuses.iter().all(|&s| s == 200), "not all acknowledged");
+    assert!(probes > 0, "the flood ended before /health was asked");
+    assert!(slowest_health < Duration::from_secs(2), "/health took {slowest_health:?} during the flood");
+    assert_eq!(app.count_rows("inbox").await, 2000);
+}
