@@ -81,7 +81,8 @@ const FIELDS: &[(&str, &str, Option<&str>)] = &[
     ("dial_limit", "DIALAJOKE_DIAL_LIMIT", Some("150")),
     ("dial_window_secs", "DIALAJOKE_DIAL_WINDOW_SECS", Some("5")),
     ("ring_timeout_secs", "DIALAJOKE_RING_TIMEOUT_SECS", Some("30")),
-    ("lease_secs", "DIALAJOKE_LEASE_SECS", Some("120")),
+    ("max_active_calls", "DIALAJOKE_MAX_ACTIVE_CALLS", Some("0")),
+    ("lease_secs", "DIALAJOKE_LEASE_SECS", Some("20")),
     ("instance_id", "DIALAJOKE_INSTANCE_ID", Some("single")),
     ("cors_origins", "DIALAJOKE_CORS_ORIGINS", Some("")),
     ("api_token", "DIALAJOKE_API_TOKEN", None),
@@ -91,6 +92,7 @@ const FIELDS: &[(&str, &str, Option<&str>)] = &[
     ("limit_global_hour", "DIALAJOKE_LIMIT_GLOBAL_HOUR", Some("1000")),
     ("limit_global_day", "DIALAJOKE_LIMIT_GLOBAL_DAY", Some("5000")),
     ("shutdown_secs", "DIALAJOKE_SHUTDOWN_SECS", Some("10")),
+    ("clock_offset_secs", "DIALAJOKE_CLOCK_OFFSET_SECS", Some("0")),
 ];
 
 /// Telnyx account settings.
@@ -117,7 +119,7 @@ pub struct Config {
     pub bind: SocketAddr,
     /// The base URL Telnyx reaches us at; None means "ask the local ngrok agent".
     pub public_url: Option<String>,
-    /// `sqlite://PATH`.
+    /// `sqlite://PATH` (one instance) or `postgres://…` (any number of instances sharing it).
     pub database_url: String,
     /// An external joke API (`GET` → `{"joke": …}`).
     pub jokes_url: Option<String>,
@@ -133,10 +135,13 @@ pub struct Config {
     pub horizon: chrono::Duration,
     /// How late a call that fell due during downtime may still be dialed.
     pub grace: chrono::Duration,
-    /// Dials allowed in any rolling `dial_window`.
+    /// Dials allowed in any rolling `dial_window`, by all instances sharing the database together.
     pub dial_limit: u32,
     /// The pacing window.
     pub dial_window: Duration,
+    /// The most calls in progress at once (claimed and not yet ended), by all instances
+    /// together; None: no limit.
+    pub max_active_calls: Option<u32>,
     /// How long the phone rings before Telnyx gives up.
     pub ring_timeout_secs: u32,
     /// How long a claim on a call holds before it is considered abandoned.
@@ -153,6 +158,8 @@ pub struct Config {
     pub allowed_countries: Countries,
     /// How many calls may be scheduled per number and in all.
     pub limits: Limits,
+    /// For tests of clock skew only: how far this instance's own clock is set off, in seconds.
+    pub clock_offset_secs: i64,
 }
 
 /// Destination countries calls may go to.
@@ -235,6 +242,7 @@ impl Config {
             grace: chrono::Duration::seconds(parse(v, "grace_secs")?),
             dial_limit: positive(v, "dial_limit")?,
             dial_window: Duration::from_secs(positive(v, "dial_window_secs")?),
+            max_active_calls: Some(parse(v, "max_active_calls")?).filter(|most| *most > 0),
             ring_timeout_secs: parse(v, "ring_timeout_secs")?,
             lease: Duration::from_secs(positive(v, "lease_secs")?),
             instance_id: required(v, "instance_id")?,
@@ -253,6 +261,7 @@ impl Config {
                 global_hour: parse(v, "limit_global_hour")?,
                 global_day: parse(v, "limit_global_day")?,
             },
+            clock_offset_secs: parse(v, "clock_offset_secs")?,
         })
     }
 }

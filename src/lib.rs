@@ -3,7 +3,9 @@
 //! This file wires the parts together (store, Telnyx client, call flow, timed queue, web) and
 //! owns start-up and graceful shutdown.
 
+pub mod balance;
 pub mod calls;
+pub mod clock;
 pub mod config;
 pub mod demo;
 pub mod jokes;
@@ -26,7 +28,7 @@ use crate::calls::flow::{CallFlow, FlowSettings};
 use crate::calls::service::{CallService, Policy};
 use crate::config::Config;
 use crate::scheduler::{QueueSettings, TimedQueue, housekeeping};
-use crate::store::Store;
+use crate::store::{DialLimits, LeaseTerms, Store};
 use crate::telnyx::client::{ClientConfig, TelnyxClient};
 use crate::telnyx::signature::PublicKey;
 use crate::web::AppState;
@@ -93,7 +95,7 @@ impl Application {
         let addr = listener.local_addr().map_err(|source| StartError::Bind { addr: config.bind, source })?;
         let store = store::open(&config.database_url)
             .await
-            .map_err(|source| StartError::Store { url: config.database_url.clone(), source })?;
+            .map_err(|source| StartError::Store { url: store::redact_url(&config.database_url), source })?;
         let public_url = match &config.public_url {
             Some(url) => url.clone(),
             None => ngrok::public_url(ngrok::AGENT_URL).await?,
@@ -216,8 +218,8 @@ fn build_flow(config: &Config, store: Arc<dyn Store>, webhook_url: &str) -> Resu
         voice: config.voice.clone(),
         language: config.language.clone(),
         ring_timeout_secs: config.ring_timeout_secs,
-        instance_id: config.instance_id.clone(),
-        lease: config.lease,
+        lease: lease_terms(config),
+        limits: dial_limits(config),
     };
     Ok(CallFlow::new(store, telnyx, jokes, settings))
 }
@@ -228,13 +230,24 @@ fn policy(config: &Config) -> Policy {
 
 fn queue_settings(config: &Config) -> QueueSettings {
     QueueSettings {
-        owner: config.instance_id.clone(),
-        lease: config.lease,
-        grace: config.grace,
+        lease: lease_terms(config),
+        grace: config.grace.to_std().unwrap_or_default(),
         window: 10_000,
         batch: 500,
-        pacing: Some((config.dial_limit, config.dial_window)),
+        limits: dial_limits(config),
     }
+}
+
+fn lease_terms(config: &Config) -> LeaseTerms {
+    LeaseTerms { owner: config.instance_id.clone(), ttl: config.lease }
+}
+
+fn dial_limits(config: &Config) -> DialLimits {
+    // Dials are paced when they are claimed but counted by Telnyx when they arrive, and some take
+    // longer to leave than others (a new connection, a busy runtime): 5 % of slack on the window
+    // keeps their arrivals within the limit too.
+    let window = config.dial_window + config.dial_window / 20;
+    DialLimits { rate: Some((config.dial_limit, window)), max_active: config.max_active_calls }
 }
 
 fn webhook_key(config: &Config) -> Result<Option<PublicKey>, StartError> {

@@ -1,14 +1,17 @@
-//! The timed queue over a real SQLite store, driven step by step (no sleeping): what is due is
-//! claimed once, what is not due waits, cancelled and overdue calls are never dialed.
+//! The timed queue over a real store of each backend, driven step by step (no sleeping): what is
+//! due by the store's clock is claimed once, what is not due waits, cancelled and overdue calls
+//! are never dialed, and the dial limits hold dials back.
+
+mod common;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
-use dialajoke::calls::{Call, CallId, CallStatus, DueAt, PhoneNumber, Schedule, Timezone};
+use common::backends::{TestStore, on_both_backends};
+use dialajoke::calls::{Call, CallId, CallStatus, DueAt};
 use dialajoke::scheduler::{Dispatch, QueueSettings, StepOutcome, TimedQueue};
-use dialajoke::store::{self, NewCall, Store};
+use dialajoke::store::{DialLimits, LeaseTerms};
 
 /// Records what the queue hands over instead of dialing.
 #[derive(Default)]
@@ -24,100 +27,96 @@ impl Dispatch for Recorder {
 }
 
 struct Fixture {
-    store: Arc<dyn Store>,
+    t: TestStore,
     queue: TimedQueue,
-    _dir: tempfile::TempDir,
 }
 
-fn settings(window: u32, pacing: Option<(u32, Duration)>) -> QueueSettings {
+fn settings(window: u32, limits: DialLimits) -> QueueSettings {
     QueueSettings {
-        owner: "test".into(),
-        lease: Duration::from_secs(60),
-        grace: chrono::Duration::minutes(10),
+        lease: LeaseTerms { owner: "test".into(), ttl: Duration::from_secs(60) },
+        grace: Duration::from_secs(600),
         window,
         batch: 100,
-        pacing,
+        limits,
     }
 }
 
-async fn fixture(settings: QueueSettings) -> Fixture {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let url = format!("sqlite://{}", dir.path().join("q.db").display());
-    let store = store::open(&url).await.expect("store opens");
-    let queue = TimedQueue::new(Arc::clone(&store), Arc::new(Recorder::default()), settings);
-    Fixture { store, queue, _dir: dir }
+fn fixture(t: TestStore, settings: QueueSettings) -> Fixture {
+    let queue = TimedQueue::new(Arc::clone(&t.store), Arc::new(Recorder::default()), settings);
+    Fixture { t, queue }
 }
 
-async fn add(fixture: &Fixture, due: DateTime<Utc>) -> CallId {
-    let schedule = Schedule {
-        to: PhoneNumber::parse("+353 1 234 5678").expect("valid"),
-        due_at: DueAt::from_stored(due),
-        timezone: Timezone::parse("UTC").expect("zone"),
-        note: None,
-    };
-    let id = CallId::new();
-    fixture.store.insert_call(&NewCall { id, schedule, idempotency: None }).await.expect("stored");
-    fixture.queue.scheduled(id, DueAt::from_stored(due));
-    id
-}
+impl Fixture {
+    /// Schedules a call due `offset` from now by the store's clock, and tells the queue.
+    async fn add(&self, offset: chrono::Duration) -> CallId {
+        let due = self.t.now().await + offset;
+        let id = self.t.add_call(due).await;
+        self.queue.scheduled(id, DueAt::from_stored(due));
+        id
+    }
 
-async fn status(fixture: &Fixture, id: CallId) -> CallStatus {
-    fixture.store.get_call(id).await.expect("read").expect("exists").status
+    async fn status(&self, id: CallId) -> CallStatus {
+        self.t.store.get_call(id).await.expect("read").expect("exists").status
+    }
 }
 
 fn secs(n: i64) -> chrono::Duration {
     chrono::Duration::seconds(n)
 }
 
-#[tokio::test]
-async fn nothing_is_dispatched_before_its_time_and_the_queue_says_when_next() {
-    let f = fixture(settings(100, None)).await;
-    let now = Utc::now();
-    let due = now + secs(30);
-    add(&f, due).await;
+on_both_backends!(
+    nothing_is_dispatched_before_its_time_and_the_queue_says_when_next,
+    a_due_call_is_claimed_once_even_if_stepped_twice,
+    a_call_scheduled_ahead_of_the_head_is_seen_at_once,
+    calls_beyond_the_in_memory_window_are_loaded_when_the_window_drains,
+    a_cancelled_call_is_never_dispatched,
+    a_call_overdue_beyond_the_grace_period_is_marked_missed_not_dialed,
+    pacing_holds_back_dials_beyond_the_limit,
+    the_limit_of_calls_at_once_holds_back_dials,
+);
 
-    let outcome = f.queue.step(now).await.expect("step");
+async fn nothing_is_dispatched_before_its_time_and_the_queue_says_when_next(t: TestStore) {
+    let f = fixture(t, settings(100, DialLimits::unlimited()));
+    let due = f.t.now().await + secs(30);
+    let id = f.t.add_call(due).await;
+    f.queue.scheduled(id, DueAt::from_stored(due));
+
+    let outcome = f.queue.step().await.expect("step");
 
     let StepOutcome::Idle(Some(next)) = outcome else { panic!("expected idle, got {outcome:?}") };
     assert_eq!(next.timestamp_millis(), due.timestamp_millis());
 }
 
-#[tokio::test]
-async fn a_due_call_is_claimed_once_even_if_stepped_twice() {
-    let f = fixture(settings(100, None)).await;
-    let now = Utc::now();
-    let id = add(&f, now + secs(1)).await;
+async fn a_due_call_is_claimed_once_even_if_stepped_twice(t: TestStore) {
+    let f = fixture(t, settings(100, DialLimits::unlimited()));
+    let id = f.add(secs(-1)).await;
 
-    let first = f.queue.step(now + secs(2)).await.expect("step");
-    let second = f.queue.step(now + secs(3)).await.expect("step");
+    let first = f.queue.step().await.expect("step");
+    let second = f.queue.step().await.expect("step");
 
     assert_eq!(first, StepOutcome::Dispatched(vec![id]));
     assert!(matches!(second, StepOutcome::Idle(None)), "{second:?}");
-    assert_eq!(status(&f, id).await, CallStatus::Dialing);
+    assert_eq!(f.status(id).await, CallStatus::Dialing);
 }
 
-#[tokio::test]
-async fn a_call_scheduled_ahead_of_the_head_is_seen_at_once() {
-    let f = fixture(settings(100, None)).await;
-    let now = Utc::now();
-    add(&f, now + secs(60)).await;
-    f.queue.step(now).await.expect("initial load");
+async fn a_call_scheduled_ahead_of_the_head_is_seen_at_once(t: TestStore) {
+    let f = fixture(t, settings(100, DialLimits::unlimited()));
+    f.add(secs(60)).await;
+    f.queue.step().await.expect("initial load");
 
-    let early = add(&f, now + secs(5)).await;
-    let outcome = f.queue.step(now + secs(6)).await.expect("step");
+    let early = f.add(secs(-1)).await;
+    let outcome = f.queue.step().await.expect("step");
 
     assert_eq!(outcome, StepOutcome::Dispatched(vec![early]));
 }
 
-#[tokio::test]
-async fn calls_beyond_the_in_memory_window_are_loaded_when_the_window_drains() {
-    let f = fixture(settings(2, None)).await;
-    let now = Utc::now();
-    let ids = [add(&f, now + secs(1)).await, add(&f, now + secs(2)).await, add(&f, now + secs(3)).await];
+async fn calls_beyond_the_in_memory_window_are_loaded_when_the_window_drains(t: TestStore) {
+    let f = fixture(t, settings(2, DialLimits::unlimited()));
+    let ids = [f.add(secs(-3)).await, f.add(secs(-2)).await, f.add(secs(-1)).await];
 
     let mut dispatched = Vec::new();
     for _ in 0..4 {
-        if let StepOutcome::Dispatched(batch) = f.queue.step(now + secs(10)).await.expect("step") {
+        if let StepOutcome::Dispatched(batch) = f.queue.step().await.expect("step") {
             dispatched.extend(batch);
         }
     }
@@ -128,44 +127,54 @@ async fn calls_beyond_the_in_memory_window_are_loaded_when_the_window_drains() {
     assert_eq!(dispatched, expected);
 }
 
-#[tokio::test]
-async fn a_cancelled_call_is_never_dispatched() {
-    let f = fixture(settings(100, None)).await;
-    let now = Utc::now();
-    let id = add(&f, now + secs(1)).await;
+async fn a_cancelled_call_is_never_dispatched(t: TestStore) {
+    let f = fixture(t, settings(100, DialLimits::unlimited()));
+    let id = f.add(secs(-1)).await;
     let entry = dialajoke::calls::HistoryEntry::now("cancelled", None);
     let patch = dialajoke::store::CallPatch::default();
-    f.store.change_status(id, CallStatus::Scheduled, CallStatus::Cancelled, &patch, &entry).await.expect("cancel");
+    f.t.store.change_status(id, CallStatus::Scheduled, CallStatus::Cancelled, &patch, &entry).await.expect("cancel");
 
-    let outcome = f.queue.step(now + secs(2)).await.expect("step");
+    let outcome = f.queue.step().await.expect("step");
 
     assert_eq!(outcome, StepOutcome::Dispatched(vec![]));
-    assert_eq!(status(&f, id).await, CallStatus::Cancelled);
+    assert_eq!(f.status(id).await, CallStatus::Cancelled);
 }
 
-#[tokio::test]
-async fn a_call_overdue_beyond_the_grace_period_is_marked_missed_not_dialed() {
-    let f = fixture(settings(100, None)).await;
-    let now = Utc::now();
-    let id = add(&f, now + secs(1)).await;
+async fn a_call_overdue_beyond_the_grace_period_is_marked_missed_not_dialed(t: TestStore) {
+    let f = fixture(t, settings(100, DialLimits::unlimited()));
+    let id = f.add(chrono::Duration::minutes(-30)).await;
 
-    f.queue.step(now + chrono::Duration::minutes(30)).await.expect("step");
+    f.queue.step().await.expect("step");
 
-    assert_eq!(status(&f, id).await, CallStatus::Missed);
+    assert_eq!(f.status(id).await, CallStatus::Missed);
 }
 
-#[tokio::test]
-async fn pacing_holds_back_dials_beyond_the_limit() {
-    let f = fixture(settings(100, Some((3, Duration::from_secs(60))))).await;
-    let now = Utc::now();
+async fn pacing_holds_back_dials_beyond_the_limit(t: TestStore) {
+    let limits = DialLimits { rate: Some((3, Duration::from_secs(60))), max_active: None };
+    let f = fixture(t, settings(100, limits));
     for offset in 1..=5 {
-        add(&f, now + secs(offset)).await;
+        f.add(secs(-offset)).await;
     }
 
-    let first = f.queue.step(now + secs(10)).await.expect("step");
-    let second = f.queue.step(now + secs(10)).await.expect("step");
+    let first = f.queue.step().await.expect("step");
+    let second = f.queue.step().await.expect("step");
 
     let StepOutcome::Dispatched(batch) = first else { panic!("expected a dispatch, got {first:?}") };
     assert_eq!(batch.len(), 3);
     assert!(matches!(second, StepOutcome::Paced(_)), "{second:?}");
+}
+
+async fn the_limit_of_calls_at_once_holds_back_dials(t: TestStore) {
+    let limits = DialLimits { rate: None, max_active: Some(2) };
+    let f = fixture(t, settings(100, limits));
+    for offset in 1..=3 {
+        f.add(secs(-offset)).await;
+    }
+
+    let first = f.queue.step().await.expect("step");
+    let second = f.queue.step().await.expect("step");
+
+    let StepOutcome::Dispatched(batch) = first else { panic!("expected a dispatch, got {first:?}") };
+    assert_eq!(batch.len(), 2);
+    assert_eq!(second, StepOutcome::Full);
 }

@@ -2,8 +2,8 @@
 //! so handlers never talk to the store or the queue themselves.
 
 use std::sync::Arc;
+use std::time::Duration;
 
-use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use tokio::sync::broadcast;
 
@@ -12,6 +12,7 @@ use super::state::{self, CallEvent, Transition};
 use super::{
     Call, CallId, CallStatus, HistoryEntry, PhoneNumber, Schedule, ScheduleInput, ScheduleRules, ValidationErrors,
 };
+use crate::clock;
 use crate::config::{Countries, Limits};
 use crate::scheduler::TimedQueue;
 use crate::store::{CallPatch, Inserted, ListQuery, NewCall, Store, StoreError};
@@ -108,9 +109,9 @@ impl CallService {
         {
             return replay(call, &hash, &fingerprint);
         }
-        let rules = ScheduleRules { now: Utc::now(), horizon: self.policy.horizon };
+        let rules = ScheduleRules { now: clock::now(), horizon: self.policy.horizon };
         let schedule = Schedule::parse(input, rules).map_err(ScheduleError::Invalid)?;
-        self.check_policy(&schedule.to, rules.now).await?;
+        self.check_policy(&schedule.to).await?;
         let new =
             NewCall { id: CallId::new(), schedule, idempotency: key.map(|k| (k.to_owned(), fingerprint.clone())) };
         match self.store.insert_call(&new).await? {
@@ -123,7 +124,7 @@ impl CallService {
     }
 
     /// Refuses destinations outside the allowed countries and numbers or totals over the limits.
-    async fn check_policy(&self, to: &PhoneNumber, now: DateTime<Utc>) -> Result<(), ScheduleError> {
+    async fn check_policy(&self, to: &PhoneNumber) -> Result<(), ScheduleError> {
         let region = to.region();
         if !self.policy.countries.allows(region.as_deref()) {
             let allowed = match &self.policy.countries {
@@ -132,7 +133,7 @@ impl CallService {
             };
             return Err(ScheduleError::CountryNotAllowed { region, allowed });
         }
-        let (hour, day) = (now - chrono::Duration::hours(1), now - chrono::Duration::days(1));
+        let (hour, day) = (Duration::from_secs(3600), Duration::from_secs(86_400));
         let limits = self.policy.limits;
         let checks = [
             (Some(to), "to this number", limits.per_number_hour, limits.per_number_day),
@@ -166,6 +167,7 @@ impl CallService {
             let now = self.store.get_call(id).await?.map_or(CallStatus::Dialing, |c| c.status);
             return Err(CancelError::TooLate(now));
         }
+        self.queue.cancelled(id);
         self.store.get_call(id).await?.ok_or(CancelError::NotFound)
     }
 
@@ -189,7 +191,7 @@ impl CallService {
     /// How the calls that ended on each of the last `days` days went, days counted in `zone`,
     /// oldest first.
     pub async fn daily_outcomes(&self, zone: Tz, days: u32) -> Result<Vec<DayOutcomes>, StoreError> {
-        let (days, since) = outcomes::window(Utc::now(), zone, days);
+        let (days, since) = outcomes::window(clock::now(), zone, days);
         let counts = self.store.outcome_counts(since, outcomes::BUCKET_SECS).await?;
         Ok(outcomes::by_day(&counts, zone, &days))
     }

@@ -25,7 +25,7 @@ pub async fn start(flow: CallFlow) -> Result<JobScheduler, JobSchedulerError> {
 /// starts re-applying pending inbox events, all in the background. At start-up (`starting`), this
 /// instance's own claims from its previous run are orphaned too.
 pub async fn sweep(flow: &CallFlow, starting: bool) {
-    match flow.recover_orphaned_dials(chrono::Utc::now(), starting).await {
+    match flow.recover_orphaned_dials(starting).await {
         Ok(0) => {}
         Ok(count) => tracing::warn!(count, "dials whose outcome was unknown are being resent or failed"),
         Err(error) => tracing::error!(error = ?error, "could not reconcile orphaned dials"),

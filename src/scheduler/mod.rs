@@ -1,8 +1,8 @@
 //! Firing calls on time: the timed queue (a min-heap over the next window of due calls, woken
-//! early when an earlier call is scheduled), dial pacing, and the housekeeping jobs.
+//! early when an earlier call is scheduled here or on another instance), and the housekeeping
+//! jobs. Dial pacing is the store's: it holds for every instance sharing it.
 
 pub mod housekeeping;
-pub mod pacing;
 mod queue;
 
 use async_trait::async_trait;

@@ -3,6 +3,9 @@
 //! endpoint.
 #![allow(dead_code)] // each test binary uses a different subset of these helpers
 
+pub mod backends;
+pub mod postgres;
+
 use std::net::TcpListener;
 use std::time::Duration;
 
