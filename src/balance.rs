@@ -7,7 +7,7 @@
 
 use std::io;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use actix_web::dev::ServerHandle;
@@ -40,6 +40,8 @@ const HOP_BY_HOP: [&str; 9] = [
 
 struct Backends {
     list: Vec<SocketAddr>,
+    /// How many requests each instance answered, in the order of `list`.
+    answered: Vec<AtomicU64>,
     next: AtomicUsize,
     http: reqwest::Client,
 }
@@ -47,6 +49,7 @@ struct Backends {
 /// A running balancer.
 pub struct Balancer {
     addr: SocketAddr,
+    backends: web::Data<Backends>,
     server: ServerHandle,
     serving: tokio::task::JoinHandle<io::Result<()>>,
 }
@@ -55,6 +58,12 @@ impl Balancer {
     /// The address it listens on.
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// How many requests each instance has answered so far.
+    pub fn answered(&self) -> Vec<(SocketAddr, u64)> {
+        let counts = self.backends.answered.iter().map(|count| count.load(Ordering::Relaxed));
+        self.backends.list.iter().copied().zip(counts).collect()
     }
 
     /// Stops serving.
@@ -73,15 +82,17 @@ pub async fn start(bind: SocketAddr, backends: Vec<SocketAddr>) -> io::Result<Ba
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .map_err(io::Error::other)?;
-    let state = web::Data::new(Backends { list: backends, next: AtomicUsize::new(0), http });
+    let answered = backends.iter().map(|_| AtomicU64::new(0)).collect();
+    let state = web::Data::new(Backends { list: backends, answered, next: AtomicUsize::new(0), http });
     let listener = std::net::TcpListener::bind(bind)?;
     let addr = listener.local_addr()?;
-    let server = HttpServer::new(move || App::new().app_data(state.clone()).default_service(web::to(relay)))
+    let shared = state.clone();
+    let server = HttpServer::new(move || App::new().app_data(shared.clone()).default_service(web::to(relay)))
         .listen(listener)?
         .disable_signals()
         .shutdown_timeout(1)
         .run();
-    Ok(Balancer { addr, server: server.handle(), serving: tokio::spawn(server) })
+    Ok(Balancer { addr, backends: state, server: server.handle(), serving: tokio::spawn(server) })
 }
 
 /// Runs the balancer until Ctrl-C.
@@ -91,6 +102,9 @@ pub async fn serve(args: BalanceArgs) -> Result<(), String> {
     let backends: Vec<String> = args.backends.iter().map(ToString::to_string).collect();
     tracing::info!(addr = %balancer.addr(), backends = %backends.join(", "), "balancing requests round-robin");
     let _ = tokio::signal::ctrl_c().await;
+    for (backend, count) in balancer.answered() {
+        tracing::info!(%backend, requests = count, "requests this instance answered");
+    }
     balancer.stop().await;
     Ok(())
 }
@@ -101,9 +115,13 @@ async fn relay(request: HttpRequest, body: web::Bytes, backends: web::Data<Backe
     let first = backends.next.fetch_add(1, Ordering::Relaxed);
     let target = request.uri().path_and_query().map_or("/", |pq| pq.as_str());
     for turn in 0..count {
-        let backend = backends.list[(first + turn) % count];
+        let index = (first + turn) % count;
+        let backend = backends.list[index];
         match forward(&backends.http, &request, &body, &format!("http://{backend}{target}")).await {
-            Ok(response) => return relayed(response),
+            Ok(response) => {
+                backends.answered[index].fetch_add(1, Ordering::Relaxed);
+                return relayed(response);
+            }
             // Nothing was sent: the next instance may take it.
             Err(error) if error.is_connect() => tracing::debug!(%backend, "instance refused the connection"),
             Err(error) => {

@@ -243,11 +243,8 @@ fn lease_terms(config: &Config) -> LeaseTerms {
 }
 
 fn dial_limits(config: &Config) -> DialLimits {
-    // Dials are paced when they are claimed but counted by Telnyx when they arrive, and some take
-    // longer to leave than others (a new connection, a busy runtime): 5 % of slack on the window
-    // keeps their arrivals within the limit too.
-    let window = config.dial_window + config.dial_window / 20;
-    DialLimits { rate: Some((config.dial_limit, window)), max_active: config.max_active_calls }
+    let rate = DialLimits::spread(config.dial_limit, config.dial_window);
+    DialLimits { rate: Some(rate), max_active: config.max_active_calls }
 }
 
 fn webhook_key(config: &Config) -> Result<Option<PublicKey>, StartError> {

@@ -109,7 +109,9 @@ impl CallService {
         {
             return replay(call, &hash, &fingerprint);
         }
-        let rules = ScheduleRules { now: clock::now(), horizon: self.policy.horizon };
+        // "In the future" by the store's clock, which decides when the call is due, so that every
+        // instance accepts the same instants whatever its own clock says.
+        let rules = ScheduleRules { now: self.store.now().await?, horizon: self.policy.horizon };
         let schedule = Schedule::parse(input, rules).map_err(ScheduleError::Invalid)?;
         self.check_policy(&schedule.to).await?;
         let new =

@@ -31,6 +31,18 @@ impl DialLimits {
     pub fn unlimited() -> Self {
         Self::default()
     }
+
+    /// A rate of `dials` in any rolling `window`, as Telnyx counts it, spread evenly: the window
+    /// is cut into as many equal parts as it has whole seconds (or dials, if fewer) and each part
+    /// gets its share, so a burst never spends the whole window's allowance at once. Dials are
+    /// paced when claimed but counted by Telnyx when they arrive, and some take longer to leave
+    /// than others; an even spread, with 5 % of slack on each part, keeps their arrivals within
+    /// the limit too. Telnyx's default, 150 per 5 s, becomes 30 per 1.05 s.
+    pub fn spread(dials: u32, window: Duration) -> (u32, Duration) {
+        let parts = dials.min(u32::try_from(window.as_secs()).unwrap_or(u32::MAX)).max(1);
+        let part = window / parts;
+        (dials / parts, part + part / 20)
+    }
 }
 
 /// What a claim took, and why it took no more.
@@ -147,6 +159,20 @@ mod tests {
         let limits = DialLimits { rate: Some((150, Duration::from_secs(5))), max_active: Some(10) };
 
         assert_eq!(limits.room(100, &usage(0, 8)), (2, Some(HeldBack::ActiveCalls)));
+    }
+
+    #[test]
+    fn telnyx_s_default_rate_is_spread_over_each_second() {
+        assert_eq!(DialLimits::spread(150, Duration::from_secs(5)), (30, Duration::from_millis(1050)));
+    }
+
+    #[test]
+    fn a_spread_rate_never_allows_more_than_the_window_holds() {
+        for (dials, secs) in [(2, 5), (7, 2), (10, 1), (1000, 5), (1, 60)] {
+            let (per_part, part) = DialLimits::spread(dials, Duration::from_secs(secs));
+            let parts = (Duration::from_secs(secs).as_secs_f64() / part.as_secs_f64()).ceil() as u32;
+            assert!(per_part >= 1 && per_part * parts <= dials, "{dials} per {secs} s: {per_part} per {part:?}");
+        }
     }
 
     #[test]

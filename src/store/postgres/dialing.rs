@@ -73,7 +73,7 @@ impl PgStore {
              lease_until = $1 + make_interval(secs => $4), dial_started_at = $1, updated_at = $1 FROM picked \
              WHERE calls.id = picked.picked_id RETURNING {CALL_COLUMNS}), \
              history AS (INSERT INTO call_events (call_id, at, kind, detail) \
-             SELECT id, $1, 'dialing', 'attempt ' || attempt FROM claimed) \
+             SELECT id, $1, 'dialing', 'attempt ' || attempt || ', by ' || $3 FROM claimed) \
              SELECT {CALL_COLUMNS} FROM claimed ORDER BY due_at"
         );
         let rows = sqlx::query(&sql)

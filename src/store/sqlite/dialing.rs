@@ -85,8 +85,8 @@ impl SqliteStore {
         let mut calls = calls_from_rows(&rows)?;
         calls.sort_by_key(|call| call.due_at);
         for call in &calls {
-            let entry =
-                HistoryEntry { kind: "dialing".into(), time: now, detail: Some(format!("attempt {}", call.attempt)) };
+            let detail = format!("attempt {}, by {}", call.attempt, terms.owner);
+            let entry = HistoryEntry { kind: "dialing".into(), time: now, detail: Some(detail) };
             insert_history(&mut *tx, call.id, &entry).await?;
         }
         log_dials(&mut tx, calls.len(), now).await?;
