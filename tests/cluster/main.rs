@@ -54,6 +54,18 @@ async fn settle_and_judge(cluster: &Cluster, calls: &[DueCall], window: Duration
     (verdict, figures)
 }
 
+/// What the verdict counted, for the printed figures.
+fn losses(verdict: &Verdict) -> String {
+    format!(
+        "final={} lost={} duplicates={} stuck={} wrong={}",
+        verdict.final_calls,
+        verdict.lost.len(),
+        verdict.duplicates.len(),
+        verdict.stuck.len(),
+        verdict.wrong.len()
+    )
+}
+
 fn nothing_early_nothing_redialed(figures: &Figures, cluster: &Cluster) {
     assert!(figures.redialed.is_empty(), "dialed under a second command id: {:?}", &figures.redialed[..]);
     assert!(
@@ -84,7 +96,7 @@ async fn three_instances_dial_2000_calls_exactly_once_within_the_cluster_wide_li
     let scheduled = cluster.schedule(calls, Behaviour::Answer, first_due, Duration::from_secs(3)).await;
     let (verdict, figures) = settle_and_judge(&cluster, &scheduled, window).await;
 
-    println!("cluster: {figures}");
+    println!("cluster: {} {figures}", losses(&verdict));
     verdict.assert_all_good(cluster.dir());
     nothing_early_nothing_redialed(&figures, &cluster);
     assert_eq!(verdict.final_calls, calls);
@@ -120,7 +132,7 @@ async fn an_instance_killed_mid_run_has_its_leased_dials_taken_over_with_none_di
     let (verdict, mut figures) = settle_and_judge(&cluster, &scheduled, window).await;
     figures.kills = 1;
 
-    println!("cluster-kill: {figures} killed={victim} leased_undialed_at_kill={undialed}");
+    println!("cluster-kill: {} {figures} killed={victim} leased_undialed_at_kill={undialed}", losses(&verdict));
     verdict.assert_all_good(cluster.dir());
     nothing_early_nothing_redialed(&figures, &cluster);
     assert_eq!(verdict.final_calls, calls);
@@ -177,7 +189,7 @@ async fn an_instance_whose_clock_is_minutes_off_fires_nothing_early_or_late() {
     }
     let (verdict, figures) = settle_and_judge(&cluster, &all, Duration::from_secs(5)).await;
 
-    println!("cluster-skew: {figures} offsets_secs=[240 -240]");
+    println!("cluster-skew: {} {figures} offsets_secs=[240 -240]", losses(&verdict));
     verdict.assert_all_good(cluster.dir());
     nothing_early_nothing_redialed(&figures, &cluster);
     let claimed_by: Vec<&str> = figures.claims.iter().map(|(owner, _)| owner.as_str()).collect();
