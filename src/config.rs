@@ -424,6 +424,15 @@ mod tests {
     }
 
     #[test]
+    fn no_limit_on_calls_at_once_unless_one_is_set() {
+        let unset = Config::from_sources(None, env_of(ACCOUNT)).expect("valid");
+        let mut env = ACCOUNT.to_vec();
+        env.push(("DIALAJOKE_MAX_ACTIVE_CALLS", "10"));
+        let set = Config::from_sources(None, env_of(&env)).expect("valid");
+        assert_eq!((unset.max_active_calls, set.max_active_calls), (None, Some(10)));
+    }
+
+    #[test]
     fn unknown_keys_in_the_file_are_refused() {
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join("c.json");

@@ -227,3 +227,15 @@ pub fn redact_url(url: &str) -> String {
         _ => url.to_owned(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_database_url_is_shown_without_its_password() {
+        let shown = redact_url("postgres://jokes:s3cret@db.example.com:5432/jokes");
+        assert!(!shown.contains("s3cret"), "{shown}");
+        assert_eq!(shown, "postgres://…@db.example.com:5432/jokes");
+    }
+}
