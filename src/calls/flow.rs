@@ -12,6 +12,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use chrono::{DateTime, Utc};
 use tokio_util::task::TaskTracker;
 
+use super::inbox::Inbox;
 use super::state::{self, CallEvent, Transition};
 use super::{Call, CallId, CallStatus, HistoryEntry, PhoneNumber};
 use crate::jokes::Jokes;
@@ -67,6 +68,7 @@ pub struct CallFlow {
 
 struct Inner {
     store: Arc<dyn Store>,
+    inbox: Inbox,
     telnyx: TelnyxClient,
     jokes: Jokes,
     settings: FlowSettings,
@@ -88,9 +90,10 @@ pub fn call_key(hook: &Webhook) -> String {
 }
 
 impl CallFlow {
-    /// A flow over `store` speaking to `telnyx`.
+    /// A flow over `store` speaking to `telnyx` (starts the inbox writer: needs a Tokio runtime).
     pub fn new(store: Arc<dyn Store>, telnyx: TelnyxClient, jokes: Jokes, settings: FlowSettings) -> Self {
-        let inner = Inner { store, telnyx, jokes, settings, locks: Mutex::default(), tasks: TaskTracker::new() };
+        let inbox = Inbox::start(Arc::clone(&store));
+        let inner = Inner { store, inbox, telnyx, jokes, settings, locks: Mutex::default(), tasks: TaskTracker::new() };
         Self { inner: Arc::new(inner) }
     }
 
@@ -105,7 +108,7 @@ impl CallFlow {
             body,
             received_at: chrono::Utc::now(),
         };
-        let fresh = self.inner.store.inbox_insert(&event).await?;
+        let fresh = self.inner.inbox.record(event).await?;
         if fresh {
             self.spawn_drain(key);
         }

@@ -2,6 +2,7 @@
 //! the state machine, and the call flow that reacts to Telnyx's webhooks.
 
 pub mod flow;
+pub mod inbox;
 pub mod outcomes;
 pub mod phone;
 pub mod schedule;

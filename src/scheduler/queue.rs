@@ -122,9 +122,7 @@ impl TimedQueue {
                     failures = 0;
                     continue;
                 }
-                Ok(StepOutcome::Idle(next)) => {
-                    next.and_then(|at| (at - Utc::now()).to_std().ok()).map(|d| Instant::now() + d)
-                }
+                Ok(StepOutcome::Idle(next)) => wake_at(next, Utc::now(), Instant::now()),
                 Ok(StepOutcome::Paced(at)) => Some(at),
                 Err(error) => {
                     failures += 1;
@@ -233,5 +231,25 @@ impl TimedQueue {
         window.loaded_until = loaded_until;
         window.stale = false;
         Ok(())
+    }
+}
+
+/// When to wake for a head due at `next` (None: nothing is scheduled). A head that fell due after
+/// the step looked is due now, not never: the queue once slept for an hour over such a call.
+fn wake_at(next: Option<DateTime<Utc>>, now: DateTime<Utc>, clock: Instant) -> Option<Instant> {
+    next.map(|at| clock + (at - now).to_std().unwrap_or_default())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_head_due_in_the_future_is_waited_for_and_one_already_due_wakes_at_once() {
+        let (now, clock) = (Utc::now(), Instant::now());
+        let second = chrono::Duration::seconds(1);
+        assert_eq!(wake_at(Some(now + second), now, clock), Some(clock + Duration::from_secs(1)));
+        assert_eq!(wake_at(Some(now - second), now, clock), Some(clock));
+        assert_eq!(wake_at(None, now, clock), None);
     }
 }

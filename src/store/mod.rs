@@ -23,6 +23,9 @@ pub enum StoreError {
     /// A stored row could not be read back as a valid value.
     #[error("stored row is corrupt: {0}")]
     Corrupt(String),
+    /// A shared write failed; every caller whose work was in it gets this copy of the reason.
+    #[error("database write failed: {0}")]
+    WriteFailed(String),
     /// The database URL names no backend we have.
     #[error("unsupported database URL `{0}`: use sqlite://PATH")]
     UnsupportedUrl(String),
@@ -210,6 +213,15 @@ pub trait Store: Send + Sync + 'static {
     async fn last_joke_for(&self, to: &PhoneNumber) -> Result<Option<String>, StoreError>;
     /// Records a webhook event; false when its id was already recorded.
     async fn inbox_insert(&self, event: &InboxEvent) -> Result<bool, StoreError>;
+    /// Records several events in one transaction; one flag per event, as [`Store::inbox_insert`]
+    /// gives. Backends without cheap transactions may keep this default, one insert each.
+    async fn inbox_insert_group(&self, events: &[InboxEvent]) -> Result<Vec<bool>, StoreError> {
+        let mut fresh = Vec::with_capacity(events.len());
+        for event in events {
+            fresh.push(self.inbox_insert(event).await?);
+        }
+        Ok(fresh)
+    }
     /// The unapplied events of one call, in arrival order.
     async fn inbox_pending(&self, call_key: &str) -> Result<Vec<PendingEvent>, StoreError>;
     /// The call keys that have unapplied events.
