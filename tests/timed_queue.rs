@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use dialajoke::calls::hours::{CallingHours, QuietAction};
 use dialajoke::calls::{Call, CallId, CallStatus, DueAt, PhoneNumber, Schedule, Timezone};
 use dialajoke::scheduler::{Dispatch, QueueSettings, StepOutcome, TimedQueue};
 use dialajoke::store::{self, NewCall, Store};
@@ -37,6 +38,8 @@ fn settings(window: u32, pacing: Option<(u32, Duration)>) -> QueueSettings {
         window,
         batch: 100,
         pacing,
+        calling_hours: CallingHours::Always,
+        quiet: QuietAction::Defer,
     }
 }
 

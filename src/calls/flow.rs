@@ -1,10 +1,12 @@
 //! The call flow: dialing a claimed call, and applying Telnyx's webhook events to calls one at a
-//! time, in arrival order, then issuing the next command (answered → speak a joke, speak ended →
-//! hang up). Every command id is derived from (call, step, attempt), so replaying an event after a
-//! crash re-sends the same command and Telnyx ignores the repeat.
+//! time, in arrival order, then issuing the next command (answered → speak a joke, or wait for the
+//! answering-machine verdict first; speak ended → hang up). Every command id is derived from
+//! (call, step, attempt), so replaying an event after a crash re-sends the same command and Telnyx
+//! ignores the repeat. A call that ends busy or unanswered gets its retry here, keyed by (first
+//! call, retry number), so a replayed hangup never schedules a second one.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use async_trait::async_trait;
 use base64::Engine;
@@ -12,11 +14,14 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use chrono::{DateTime, Utc};
 use tokio_util::task::TaskTracker;
 
+use super::machine::{MachinePolicy, MachineStep};
+use super::retry::RetryPolicy;
 use super::state::{self, CallEvent, Transition};
-use super::{Call, CallId, CallStatus, HistoryEntry, PhoneNumber};
+use super::{Call, CallId, CallStatus, DueAt, HistoryEntry, PhoneNumber, Schedule};
 use crate::jokes::Jokes;
-use crate::scheduler::Dispatch;
-use crate::store::{CallPatch, InboxEvent, Store, StoreError};
+use crate::rules::RuleStatus;
+use crate::scheduler::{Dispatch, QueueHandle};
+use crate::store::{CallPatch, InboxEvent, NewCall, Store, StoreError};
 use crate::telnyx::client::{DialRequest, HangupRequest, SpeakRequest, TelnyxClient, TelnyxError};
 use crate::telnyx::webhook::{self, EventKind, Webhook, WebhookError};
 
@@ -57,6 +62,10 @@ pub struct FlowSettings {
     pub instance_id: String,
     /// How long a claim holds.
     pub lease: std::time::Duration,
+    /// What to do when an answering machine picks up.
+    pub machine: MachinePolicy,
+    /// How busy and unanswered calls are retried.
+    pub retry: RetryPolicy,
 }
 
 /// Applies events and sends commands; cheap to clone.
@@ -73,6 +82,8 @@ struct Inner {
     /// One lock per call key, so one call's events never apply concurrently.
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     tasks: TaskTracker,
+    /// The timed queue, told about retries; set once it exists (the queue holds this flow).
+    queue: OnceLock<QueueHandle>,
 }
 
 /// The key that groups a webhook's events: our call id from `client_state` when it carries one,
@@ -90,8 +101,22 @@ pub fn call_key(hook: &Webhook) -> String {
 impl CallFlow {
     /// A flow over `store` speaking to `telnyx`.
     pub fn new(store: Arc<dyn Store>, telnyx: TelnyxClient, jokes: Jokes, settings: FlowSettings) -> Self {
-        let inner = Inner { store, telnyx, jokes, settings, locks: Mutex::default(), tasks: TaskTracker::new() };
+        let inner = Inner {
+            store,
+            telnyx,
+            jokes,
+            settings,
+            locks: Mutex::default(),
+            tasks: TaskTracker::new(),
+            queue: OnceLock::new(),
+        };
         Self { inner: Arc::new(inner) }
+    }
+
+    /// Tells the flow which timed queue to wake when it schedules a retry.
+    pub fn wake_with(&self, queue: QueueHandle) {
+        // A second queue would be a wiring mistake; the first one stays.
+        let _ = self.inner.queue.set(queue);
     }
 
     /// Records a verified webhook in the inbox and, when it is new, applies it in the background.
@@ -178,6 +203,7 @@ impl CallFlow {
             return Ok(());
         };
         let entry = HistoryEntry::now(hook.event_type.clone(), describe(&hook.kind));
+        let id = call.id;
         match &hook.kind {
             EventKind::Initiated => self.advance(call, CallEvent::Initiated, &hook, entry).await.map(|_| ()),
             EventKind::Answered => self.on_answered(call, &hook, entry).await,
@@ -185,11 +211,15 @@ impl CallFlow {
             EventKind::SpeakEnded { .. } => self.on_speak_ended(call, entry).await,
             EventKind::Hangup { cause, .. } => {
                 let event = CallEvent::Hangup { cause: cause.clone() };
-                self.advance(call, event, &hook, entry).await.map(|_| ())
+                self.advance(call, event, &hook, entry).await?;
+                self.retry_if_due(id).await
             }
-            EventKind::MachineDetectionEnded { .. } | EventKind::Other => {
-                Ok(self.inner.store.append_history(call.id, &entry).await?)
+            EventKind::MachineDetectionEnded { result } => {
+                self.on_machine_verdict(call, result.as_deref(), entry).await?;
+                self.retry_if_due(id).await
             }
+            EventKind::MachineGreetingEnded { .. } => self.on_greeting_ended(call, entry).await,
+            EventKind::Other => Ok(self.inner.store.append_history(call.id, &entry).await?),
         }
     }
 
@@ -261,8 +291,91 @@ impl CallFlow {
         if step == Transition::Ignore {
             return Ok(());
         }
+        if self.inner.settings.machine.waits_for_verdict() {
+            let detail = "the joke waits for Telnyx to tell a person from an answering machine";
+            return Ok(self.note(id, "awaiting_machine_detection", Some(detail.into())).await?);
+        }
         let Some(control_id) = hook.call_control_id.as_deref() else { return Ok(()) };
         self.speak(id, attempt, control_id, joke).await
+    }
+
+    /// Acts on the answering-machine verdict of a call still waiting for it (a replay after the
+    /// joke started, or a verdict arriving after the hangup, is only recorded).
+    async fn on_machine_verdict(&self, call: Call, result: Option<&str>, entry: HistoryEntry) -> Result<(), FlowError> {
+        self.inner.store.append_history(call.id, &entry).await?;
+        if call.status != CallStatus::Answered || !self.inner.settings.machine.waits_for_verdict() {
+            return Ok(());
+        }
+        match self.inner.settings.machine.on_verdict(result) {
+            MachineStep::Speak => self.speak_stored_joke(&call).await,
+            MachineStep::AwaitGreeting => {
+                let detail = "an answering machine answered; the joke is left as a message after its greeting";
+                Ok(self.note(call.id, "awaiting_greeting_end", Some(detail.into())).await?)
+            }
+            MachineStep::HangUp => {
+                let reason = "an answering machine answered; hung up without leaving the joke";
+                let patch = CallPatch { last_error: Some(reason.into()), ..CallPatch::default() };
+                let (id, attempt, control_id) = (call.id, call.attempt, call.call_control_id.clone());
+                let step = self
+                    .advance_with(
+                        call,
+                        CallEvent::MachineHungUp,
+                        patch,
+                        HistoryEntry::now("machine_hangup", Some(reason.into())),
+                    )
+                    .await?;
+                match (step, control_id) {
+                    (Transition::To(_), Some(control_id)) => self.hang_up(id, attempt, &control_id).await,
+                    _ => Ok(()),
+                }
+            }
+        }
+    }
+
+    /// The machine's greeting ended: the joke is left as a message, if the call still waits for it.
+    async fn on_greeting_ended(&self, call: Call, entry: HistoryEntry) -> Result<(), FlowError> {
+        self.inner.store.append_history(call.id, &entry).await?;
+        if call.status == CallStatus::Answered && self.inner.settings.machine == MachinePolicy::LeaveMessage {
+            return self.speak_stored_joke(&call).await;
+        }
+        Ok(())
+    }
+
+    /// Speaks the joke chosen when the call was answered.
+    async fn speak_stored_joke(&self, call: &Call) -> Result<(), FlowError> {
+        let (Some(control_id), Some(joke)) = (call.call_control_id.as_deref(), call.joke.clone()) else {
+            return Ok(());
+        };
+        self.speak(call.id, call.attempt, control_id, joke).await
+    }
+
+    /// Schedules the next retry of a call that ended busy or unanswered, if the policy wants one
+    /// and its rule (if any) is still active. Harmless to repeat: the retry is keyed.
+    async fn retry_if_due(&self, id: CallId) -> Result<(), FlowError> {
+        let store = &self.inner.store;
+        let Some(call) = store.get_call(id).await? else { return Ok(()) };
+        let policy = self.inner.settings.retry;
+        let Some(number) = policy.next(call.status, call.retry.map_or(0, |(_, n)| n)) else { return Ok(()) };
+        if let Some(rule) = call.rule
+            && store.get_rule(rule).await?.is_none_or(|rule| rule.status != RuleStatus::Active)
+        {
+            return Ok(());
+        }
+        let spacing = chrono::Duration::from_std(policy.spacing).unwrap_or(chrono::Duration::MAX);
+        let due = DueAt::planned(Utc::now() + spacing);
+        let why = if call.status == CallStatus::Busy { "the line was busy" } else { "nobody answered" };
+        let note = format!("retry {number} of {}: {why}", policy.retries);
+        let schedule = Schedule { to: call.to.clone(), due_at: due, timezone: call.timezone, note: Some(note.clone()) };
+        let retry = NewCall { id: CallId::new(), schedule, idempotency: None };
+        let first = call.retry.map_or(call.id, |(first, _)| first);
+        if store.insert_retry(&retry, first, number, call.rule).await? {
+            let when = due.instant().with_timezone(&call.timezone.tz()).format("%a %d %b %H:%M %Z");
+            self.note(call.id, "retry_scheduled", Some(format!("{note}; due {when} (call {})", retry.id))).await?;
+            if let Some(queue) = self.inner.queue.get() {
+                queue.scheduled(retry.id, due);
+            }
+        }
+        Ok(())
     }
 
     async fn speak(&self, id: CallId, attempt: u32, control_id: &str, joke: String) -> Result<(), FlowError> {
@@ -329,7 +442,7 @@ impl CallFlow {
             client_state: Some(client_state(call.id)),
             command_id: Some(call.id.command_id("dial", call.attempt)),
             timeout_secs: Some(settings.ring_timeout_secs),
-            answering_machine_detection: None,
+            answering_machine_detection: settings.machine.dial_mode(),
         };
         match self.inner.telnyx.dial(&request).await {
             Ok(accepted) => {
@@ -429,7 +542,9 @@ fn describe(kind: &EventKind) -> Option<String> {
             source.as_deref().unwrap_or("unknown"),
             sip_cause.as_deref().unwrap_or("unknown"),
         )),
-        EventKind::MachineDetectionEnded { result } => result.as_ref().map(|r| format!("result {r}")),
+        EventKind::MachineDetectionEnded { result } | EventKind::MachineGreetingEnded { result } => {
+            result.as_ref().map(|r| format!("result {r}"))
+        }
         _ => None,
     }
 }

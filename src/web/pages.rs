@@ -17,9 +17,12 @@ use super::api::{local_time, path_id};
 use super::chart::{self, Chart};
 use super::csrf::{self, Token};
 use super::problem::{ApiError, Problem};
+use super::rule_pages;
+use super::schedules::RuleView;
 use super::timeline;
 use crate::calls::service::ScheduleError;
 use crate::calls::{Call, ScheduleInput};
+use crate::rules::input::RuleInput;
 use crate::store::ListQuery;
 
 /// The cookie in which the page's script keeps the browser's time zone, so days on the chart
@@ -122,14 +125,41 @@ fn html(status: StatusCode, token: &Token, body: String) -> HttpResponse {
     response.content_type("text/html; charset=utf-8").body(body)
 }
 
-/// What the schedule page shows besides the calls: the form as typed, its errors, a message.
-struct FormState<'a> {
-    form: &'a ScheduleInput,
-    errors: HashMap<String, String>,
-    flash: Option<String>,
+/// What the schedule page shows besides the calls and rules: the forms as typed, their errors, a
+/// message.
+pub(super) struct FormState<'a> {
+    /// The call form as typed.
+    pub form: &'a ScheduleInput,
+    /// Its errors by field.
+    pub errors: HashMap<String, String>,
+    /// The recurring-call form as typed.
+    pub rule_form: &'a RuleInput,
+    /// Its errors by field.
+    pub rule_errors: HashMap<String, String>,
+    /// A message after a redirect.
+    pub flash: Option<String>,
 }
 
-async fn render_index(
+impl<'a> FormState<'a> {
+    /// Both forms empty, with `flash` shown.
+    pub fn blank(flash: Option<String>) -> Self {
+        static EMPTY_CALL: ScheduleInput = ScheduleInput { to: None, at: None, date: None, time: None, timezone: None };
+        static EMPTY_RULE: RuleInput = RuleInput {
+            to: None,
+            timezone: None,
+            repeat: None,
+            time: None,
+            day: None,
+            cron: None,
+            catch_up: None,
+            catch_up_minutes: None,
+        };
+        Self { form: &EMPTY_CALL, errors: HashMap::new(), rule_form: &EMPTY_RULE, rule_errors: HashMap::new(), flash }
+    }
+}
+
+/// Renders the schedule page.
+pub(super) async fn render_index(
     req: &HttpRequest,
     state: &AppState,
     page: FormState<'_>,
@@ -147,6 +177,9 @@ async fn render_index(
         &serde_json::json!({ "to": form.to, "date": form.date, "time": form.time, "timezone": form.timezone }),
     );
     context.insert("errors", &page.errors);
+    context.insert("rule_form", &page.rule_form);
+    context.insert("rule_errors", &page.rule_errors);
+    context.insert("rules", &state.rules.list().await?.iter().map(RuleView::from).collect::<Vec<_>>());
     context.insert("flash", &page.flash);
     context.insert("upcoming", &upcoming.into_iter().map(Row::from).collect::<Vec<_>>());
     context.insert("recent", &recent.into_iter().map(Row::from).collect::<Vec<_>>());
@@ -162,9 +195,11 @@ async fn index(
     query: web::Query<HashMap<String, String>>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let flash = flash_for(&query, &state).await?;
-    let page = FormState { form: &ScheduleInput::default(), errors: HashMap::new(), flash };
-    render_index(&req, &state, page, StatusCode::OK).await
+    let flash = match flash_for(&query, &state).await? {
+        Some(flash) => Some(flash),
+        None => rule_pages::flash_for(&query, &state).await?,
+    };
+    render_index(&req, &state, FormState::blank(flash), StatusCode::OK).await
 }
 
 /// The message shown after a redirect, read back from the call it is about.
@@ -201,7 +236,7 @@ async fn schedule(
             .finish()),
         Err(ScheduleError::Invalid(errors)) => {
             let errors = errors.0.into_iter().map(|e| (e.field, e.message)).collect();
-            let page = FormState { form: &input, errors, flash: None };
+            let page = FormState { form: &input, errors, ..FormState::blank(None) };
             render_index(&req, &state, page, StatusCode::UNPROCESSABLE_ENTITY).await
         }
         Err(other) => Err(other.into()),

@@ -96,6 +96,9 @@ mod tests {
             note: None,
             created_at: at("2026-01-10T19:00:00Z"),
             updated_at: at("2026-01-10T20:00:09Z"),
+            rule: None,
+            occurrence_at: None,
+            retry: None,
         }
     }
 

@@ -89,6 +89,9 @@ impl TestApp {
             ("DIALAJOKE_LIMIT_PER_NUMBER_DAY", "0".to_owned()),
             ("DIALAJOKE_LIMIT_GLOBAL_HOUR", "0".to_owned()),
             ("DIALAJOKE_LIMIT_GLOBAL_DAY", "0".to_owned()),
+            // Tests run at any hour of the day; those about calling hours and retries set their own.
+            ("DIALAJOKE_CALLING_HOURS", "off".to_owned()),
+            ("DIALAJOKE_RETRY_ATTEMPTS", "0".to_owned()),
         ];
         env.extend(self.env.iter().cloned());
         Config::from_sources(None, |name| env.iter().rev().find(|(k, _)| *k == name).map(|(_, v)| v.clone()))
