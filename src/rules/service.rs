@@ -10,7 +10,7 @@ use chrono::{DateTime, Duration, Utc};
 use super::input::{self, RuleInput};
 use super::{Kind, NewRule, Rule, RuleId, RuleStatus};
 use crate::calls::ValidationErrors;
-use crate::calls::hours::{callee_zone, quiet_hours_message};
+use crate::calls::hours::{CallingHours, callee_zone, quiet_hours_message};
 use crate::calls::policy::{Policy, PolicyError};
 use crate::scheduler::materialise::Materialiser;
 use crate::store::{Store, StoreError};
@@ -106,6 +106,11 @@ impl RuleService {
             }
         }
         Ok(())
+    }
+
+    /// When callees may be rung, for the page to say.
+    pub fn calling_hours(&self) -> CallingHours {
+        self.policy.hours
     }
 
     /// Every rule, oldest first.

@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use actix_web::dev::ServiceResponse;
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, web};
+use chrono::Weekday;
 use chrono_tz::Tz;
 use serde::Serialize;
 use tera::{Context, Tera};
@@ -23,6 +24,7 @@ use super::timeline;
 use crate::calls::service::ScheduleError;
 use crate::calls::{Call, ScheduleInput};
 use crate::rules::input::RuleInput;
+use crate::rules::recurrence::{day_name, long_day_name};
 use crate::store::ListQuery;
 
 /// The cookie in which the page's script keeps the browser's time zone, so days on the chart
@@ -83,6 +85,7 @@ pub struct Row {
     joke: Option<String>,
     last_error: Option<String>,
     note: Option<String>,
+    rule: Option<String>,
 }
 
 impl From<&Call> for Row {
@@ -99,6 +102,7 @@ impl From<&Call> for Row {
             joke: call.joke.clone(),
             last_error: call.last_error.clone(),
             note: call.note.clone(),
+            rule: call.rule.map(|id| id.to_string()),
         }
     }
 }
@@ -180,6 +184,8 @@ pub(super) async fn render_index(
     context.insert("rule_form", &page.rule_form);
     context.insert("rule_errors", &page.rule_errors);
     context.insert("rules", &state.rules.list().await?.iter().map(RuleView::from).collect::<Vec<_>>());
+    context.insert("choices", &rule_choices());
+    context.insert("calling_hours", &state.rules.calling_hours().to_string());
     context.insert("flash", &page.flash);
     context.insert("upcoming", &upcoming.into_iter().map(Row::from).collect::<Vec<_>>());
     context.insert("recent", &recent.into_iter().map(Row::from).collect::<Vec<_>>());
@@ -187,6 +193,23 @@ pub(super) async fn render_index(
     context.insert("timezones", &state.zone_names);
     context.insert("csrf_token", token.value());
     Ok(html(status, &token, render(state, "index.html", &context)?))
+}
+
+/// The options of the recurring-call form's choices.
+fn rule_choices() -> serde_json::Value {
+    let days = [Weekday::Mon, Weekday::Tue, Weekday::Wed, Weekday::Thu, Weekday::Fri, Weekday::Sat, Weekday::Sun];
+    serde_json::json!({
+        "repeat": [
+            { "value": "daily", "label": "Every day" },
+            { "value": "weekly", "label": "Every week" },
+            { "value": "cron", "label": "Cron expression" },
+        ],
+        "day": days.map(|day| serde_json::json!({ "value": day_name(day), "label": long_day_name(day) })),
+        "catch_up": [
+            { "value": "once", "label": "Make up the latest missed call" },
+            { "value": "skip", "label": "Skip missed calls" },
+        ],
+    })
 }
 
 #[tracing::instrument(skip_all)]

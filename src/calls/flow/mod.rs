@@ -14,14 +14,16 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use chrono::{DateTime, Utc};
 use tokio_util::task::TaskTracker;
 
-use super::machine::{MachinePolicy, MachineStep};
+use super::machine::MachinePolicy;
 use super::retry::RetryPolicy;
 use super::state::{self, CallEvent, Transition};
-use super::{Call, CallId, CallStatus, DueAt, HistoryEntry, PhoneNumber, Schedule};
+use super::{Call, CallId, CallStatus, HistoryEntry, PhoneNumber};
 use crate::jokes::Jokes;
-use crate::rules::RuleStatus;
 use crate::scheduler::{Dispatch, QueueHandle};
-use crate::store::{CallPatch, InboxEvent, NewCall, Store, StoreError};
+use crate::store::{CallPatch, InboxEvent, Store, StoreError};
+
+mod answering;
+mod retries;
 use crate::telnyx::client::{DialRequest, HangupRequest, SpeakRequest, TelnyxClient, TelnyxError};
 use crate::telnyx::webhook::{self, EventKind, Webhook, WebhookError};
 
@@ -41,6 +43,9 @@ pub enum FlowError {
     /// The stored body is not a webhook (it was checked at intake, so this means corruption).
     #[error("webhook body: {0}")]
     Webhook(#[from] WebhookError),
+    /// A call read a moment ago is gone (calls are never deleted, so this means corruption).
+    #[error("the call is no longer in the store")]
+    Vanished,
 }
 
 /// The settings of outgoing calls.
@@ -215,10 +220,10 @@ impl CallFlow {
                 self.retry_if_due(id).await
             }
             EventKind::MachineDetectionEnded { result } => {
-                self.on_machine_verdict(call, result.as_deref(), entry).await?;
+                self.on_machine_verdict(call, &hook, result.as_deref(), entry).await?;
                 self.retry_if_due(id).await
             }
-            EventKind::MachineGreetingEnded { .. } => self.on_greeting_ended(call, entry).await,
+            EventKind::MachineGreetingEnded { .. } => self.on_greeting_ended(call, &hook, entry).await,
             EventKind::Other => Ok(self.inner.store.append_history(call.id, &entry).await?),
         }
     }
@@ -274,108 +279,6 @@ impl CallFlow {
                 None => return Ok(Transition::Ignore),
             }
         }
-    }
-
-    async fn on_answered(&self, call: Call, hook: &Webhook, entry: HistoryEntry) -> Result<(), FlowError> {
-        let joke = match &call.joke {
-            Some(joke) => joke.clone(),
-            None => {
-                let previous = self.inner.store.last_joke_for(&call.to).await?;
-                self.inner.jokes.pick(previous.as_deref()).await.text
-            }
-        };
-        let patch =
-            CallPatch { call_control_id: hook.call_control_id.clone(), joke: Some(joke.clone()), last_error: None };
-        let (id, attempt) = (call.id, call.attempt);
-        let step = self.advance_with(call, CallEvent::Answered, patch, entry).await?;
-        if step == Transition::Ignore {
-            return Ok(());
-        }
-        if self.inner.settings.machine.waits_for_verdict() {
-            let detail = "the joke waits for Telnyx to tell a person from an answering machine";
-            return Ok(self.note(id, "awaiting_machine_detection", Some(detail.into())).await?);
-        }
-        let Some(control_id) = hook.call_control_id.as_deref() else { return Ok(()) };
-        self.speak(id, attempt, control_id, joke).await
-    }
-
-    /// Acts on the answering-machine verdict of a call still waiting for it (a replay after the
-    /// joke started, or a verdict arriving after the hangup, is only recorded).
-    async fn on_machine_verdict(&self, call: Call, result: Option<&str>, entry: HistoryEntry) -> Result<(), FlowError> {
-        self.inner.store.append_history(call.id, &entry).await?;
-        if call.status != CallStatus::Answered || !self.inner.settings.machine.waits_for_verdict() {
-            return Ok(());
-        }
-        match self.inner.settings.machine.on_verdict(result) {
-            MachineStep::Speak => self.speak_stored_joke(&call).await,
-            MachineStep::AwaitGreeting => {
-                let detail = "an answering machine answered; the joke is left as a message after its greeting";
-                Ok(self.note(call.id, "awaiting_greeting_end", Some(detail.into())).await?)
-            }
-            MachineStep::HangUp => {
-                let reason = "an answering machine answered; hung up without leaving the joke";
-                let patch = CallPatch { last_error: Some(reason.into()), ..CallPatch::default() };
-                let (id, attempt, control_id) = (call.id, call.attempt, call.call_control_id.clone());
-                let step = self
-                    .advance_with(
-                        call,
-                        CallEvent::MachineHungUp,
-                        patch,
-                        HistoryEntry::now("machine_hangup", Some(reason.into())),
-                    )
-                    .await?;
-                match (step, control_id) {
-                    (Transition::To(_), Some(control_id)) => self.hang_up(id, attempt, &control_id).await,
-                    _ => Ok(()),
-                }
-            }
-        }
-    }
-
-    /// The machine's greeting ended: the joke is left as a message, if the call still waits for it.
-    async fn on_greeting_ended(&self, call: Call, entry: HistoryEntry) -> Result<(), FlowError> {
-        self.inner.store.append_history(call.id, &entry).await?;
-        if call.status == CallStatus::Answered && self.inner.settings.machine == MachinePolicy::LeaveMessage {
-            return self.speak_stored_joke(&call).await;
-        }
-        Ok(())
-    }
-
-    /// Speaks the joke chosen when the call was answered.
-    async fn speak_stored_joke(&self, call: &Call) -> Result<(), FlowError> {
-        let (Some(control_id), Some(joke)) = (call.call_control_id.as_deref(), call.joke.clone()) else {
-            return Ok(());
-        };
-        self.speak(call.id, call.attempt, control_id, joke).await
-    }
-
-    /// Schedules the next retry of a call that ended busy or unanswered, if the policy wants one
-    /// and its rule (if any) is still active. Harmless to repeat: the retry is keyed.
-    async fn retry_if_due(&self, id: CallId) -> Result<(), FlowError> {
-        let store = &self.inner.store;
-        let Some(call) = store.get_call(id).await? else { return Ok(()) };
-        let policy = self.inner.settings.retry;
-        let Some(number) = policy.next(call.status, call.retry.map_or(0, |(_, n)| n)) else { return Ok(()) };
-        if let Some(rule) = call.rule
-            && store.get_rule(rule).await?.is_none_or(|rule| rule.status != RuleStatus::Active)
-        {
-            return Ok(());
-        }
-        let spacing = chrono::Duration::from_std(policy.spacing).unwrap_or(chrono::Duration::MAX);
-        let due = DueAt::planned(Utc::now() + spacing);
-        let why = if call.status == CallStatus::Busy { "the line was busy" } else { "nobody answered" };
-        let note = format!("retry {number} of {}: {why}", policy.retries);
-        let schedule = Schedule { to: call.to.clone(), due_at: due, timezone: call.timezone, note: Some(note.clone()) };
-        let retry = NewCall { id: CallId::new(), schedule, idempotency: None };
-        let first = call.retry.map_or(call.id, |(first, _)| first);
-        if store.insert_retry(&retry, first, number, call.rule).await? {
-            let when = due.instant().with_timezone(&call.timezone.tz()).format("%a %d %b %H:%M %Z");
-            self.note(call.id, "retry_scheduled", Some(format!("{note}; due {when} (call {})", retry.id))).await?;
-            if let Some(queue) = self.inner.queue.get() {
-                queue.scheduled(retry.id, due);
-            }
-        }
-        Ok(())
     }
 
     async fn speak(&self, id: CallId, attempt: u32, control_id: &str, joke: String) -> Result<(), FlowError> {
