@@ -267,8 +267,9 @@ pub trait Store: Send + Sync + 'static {
     async fn get_rule(&self, id: RuleId) -> Result<Option<Rule>, StoreError>;
     /// Every rule, oldest first, with its waiting call.
     async fn list_rules(&self) -> Result<Vec<Rule>, StoreError>;
-    /// Pauses a rule, cancelling its waiting call, or resumes it with its cursor at `now` (what
-    /// fell due while it was paused is never made up). None when there is no such rule.
+    /// Pauses a rule, cancelling its waiting call (which gives its occurrence back), or resumes it
+    /// with its cursor at `now` (what fell due while it was paused is never made up). None when
+    /// there is no such rule.
     async fn set_rule_status(
         &self,
         id: RuleId,

@@ -11,6 +11,7 @@ use serde::Serialize;
 use super::AppState;
 use super::problem::ApiError;
 use crate::calls::{Call, CallId, CallStatus, HistoryEntry, ScheduleInput, ValidationErrors};
+use crate::rules::RuleId;
 use crate::store::ListQuery;
 
 /// The fields a scheduling request may carry.
@@ -46,6 +47,18 @@ pub struct CallView {
     note: Option<String>,
     created_at: String,
     updated_at: String,
+    /// The recurring rule the call was made for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rule_id: Option<RuleId>,
+    /// The rule's occurrence the call stands for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    occurrence_at: Option<String>,
+    /// For a retry: the first call of its chain.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    retry_of: Option<CallId>,
+    /// For a retry: which one (1, 2, …).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    retry: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     events: Option<Vec<HistoryEntry>>,
 }
@@ -77,6 +90,10 @@ impl CallView {
             note: call.note,
             created_at: rfc3339(call.created_at),
             updated_at: rfc3339(call.updated_at),
+            rule_id: call.rule,
+            occurrence_at: call.occurrence_at.map(rfc3339),
+            retry_of: call.retry.map(|(first, _)| first),
+            retry: call.retry.map(|(_, number)| number),
             events,
         }
     }

@@ -55,6 +55,7 @@ fn wording(kind: &str) -> (Option<&'static str>, &'static str) {
         "call.initiated" => ("Ringing", "done"),
         "call.answered" => ("Answered", "done"),
         "call.machine.detection.ended" => ("Answering machine check finished", "done"),
+        "answered_implied" => ("Answered (told by the answering-machine check)", "done"),
         "awaiting_machine_detection" => ("Waiting to learn whether a person or a machine answered", "done"),
         "awaiting_greeting_end" => ("An answering machine: waiting for its greeting to end", "warn"),
         "call.machine.greeting.ended" => ("Answering machine greeting over; leaving the joke", "done"),

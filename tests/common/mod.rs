@@ -3,6 +3,8 @@
 //! endpoint.
 #![allow(dead_code)] // each test binary uses a different subset of these helpers
 
+pub mod scheduler;
+
 use std::net::TcpListener;
 use std::time::Duration;
 
@@ -155,6 +157,23 @@ impl TestApp {
         let response = self.http.get(format!("{}/api/calls/{id}", self.base)).send().await.expect("request sent");
         assert_eq!(response.status(), 200);
         response.json().await.expect("call JSON")
+    }
+
+    /// `POST /api/schedules` with a JSON body.
+    pub async fn post_schedule(&self, body: &Value) -> reqwest::Response {
+        self.http.post(format!("{}/api/schedules", self.base)).json(body).send().await.expect("request sent")
+    }
+
+    /// `GET /api/schedules/{id}`.
+    pub async fn schedule(&self, id: &str) -> reqwest::Response {
+        self.http.get(format!("{}/api/schedules/{id}", self.base)).send().await.expect("request sent")
+    }
+
+    /// Every call the API lists (up to 200), newest first.
+    pub async fn all_calls(&self) -> Vec<Value> {
+        let url = format!("{}/api/calls?limit=200", self.base);
+        let listing: Value = self.http.get(url).send().await.expect("request sent").json().await.expect("listing");
+        listing["calls"].as_array().cloned().unwrap_or_default()
     }
 
     /// Polls the call (bounded by [`FLOW_BOUND`]) until its status is terminal.

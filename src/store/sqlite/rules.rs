@@ -165,7 +165,8 @@ impl SqliteStore {
 }
 
 /// Cancels every scheduled call of a rule (its waiting occurrence and any retry), with the reason
-/// in each one's history; returns their ids.
+/// in each one's history; returns their ids. A cancelled call gives its occurrence back (it never
+/// rang), so resuming the rule before that moment makes the call again.
 async fn cancel_waiting(
     conn: &mut sqlx::SqliteConnection,
     rule: RuleId,
@@ -173,7 +174,8 @@ async fn cancel_waiting(
     reason: &str,
 ) -> Result<Vec<CallId>, StoreError> {
     let rows = sqlx::query(
-        "UPDATE calls SET status = 'cancelled', updated_at = ? WHERE rule_id = ? AND status = 'scheduled' RETURNING id",
+        "UPDATE calls SET status = 'cancelled', occurrence_at = NULL, updated_at = ? \
+         WHERE rule_id = ? AND status = 'scheduled' RETURNING id",
     )
     .bind(millis(now))
     .bind(rule.to_string())
