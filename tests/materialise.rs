@@ -109,7 +109,10 @@ async fn an_hourly_rule_in_dublin_rings_once_for_the_hour_the_clocks_repeat() {
     let made = occurrences(&f, rule, "2026-10-24T22:30:00Z", 4).await;
 
     // 00:00 IST, 01:00 IST, then 02:00 GMT: the second 01:00 (GMT, 01:00 UTC) does not ring.
-    assert_eq!(made, ["2026-10-24T23:00:00Z", "2026-10-25T00:00:00Z", "2026-10-25T02:00:00Z", "2026-10-25T03:00:00Z"].map(at));
+    assert_eq!(
+        made,
+        ["2026-10-24T23:00:00Z", "2026-10-25T00:00:00Z", "2026-10-25T02:00:00Z", "2026-10-25T03:00:00Z"].map(at)
+    );
 }
 
 #[tokio::test]
@@ -155,7 +158,9 @@ async fn under_skip_a_call_missed_while_the_service_was_down_is_dropped_for_the_
 async fn after_a_long_outage_only_the_latest_missed_occurrence_is_made_up() {
     let f = scheduler(queue_settings(100, None)).await;
     let hourly = Recurrence::cron("0 * * * *").expect("valid");
-    let rule = add_rule(&f, hourly, "Europe/Dublin", CatchUp::Once { within: Duration::minutes(45) }, "2026-01-15T09:30:00Z").await;
+    let rule =
+        add_rule(&f, hourly, "Europe/Dublin", CatchUp::Once { within: Duration::minutes(45) }, "2026-01-15T09:30:00Z")
+            .await;
     f.materialiser.pass(at("2026-01-15T09:30:00Z")).await.expect("pass");
     let first = waiting(&f, rule).await;
 

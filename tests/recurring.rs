@@ -36,7 +36,12 @@ async fn refused_fields(response: reqwest::Response) -> Vec<String> {
     assert_eq!(response.status(), 422);
     assert_eq!(response.headers()["content-type"], "application/problem+json");
     let problem: Value = response.json().await.expect("problem JSON");
-    problem["errors"].as_array().expect("errors").iter().map(|e| e["field"].as_str().expect("field").to_owned()).collect()
+    problem["errors"]
+        .as_array()
+        .expect("errors")
+        .iter()
+        .map(|e| e["field"].as_str().expect("field").to_owned())
+        .collect()
 }
 
 /// The next Sunday 10:00 in Dublin after now, worked out by hand.
@@ -74,9 +79,13 @@ async fn a_weekly_rule_gets_its_next_sunday_call_at_once_in_its_own_zone() {
     let expected = next_sunday_ten_in_dublin().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     assert_eq!(rule["next_call"]["due_at"], expected);
     let call = app.call(rule["next_call"]["id"].as_str().expect("call id")).await;
-    assert_eq!((&call["status"], &call["rule_id"], &call["timezone"]), (&json!("scheduled"), &rule["id"], &json!("Europe/Dublin")));
+    assert_eq!(
+        (&call["status"], &call["rule_id"], &call["timezone"]),
+        (&json!("scheduled"), &rule["id"], &json!("Europe/Dublin"))
+    );
     assert_eq!((&call["due_at"], &call["occurrence_at"]), (&json!(expected), &json!(expected)));
-    let listing: Value = app.http.get(format!("{}/api/schedules", app.base)).send().await.expect("sent").json().await.expect("JSON");
+    let listing: Value =
+        app.http.get(format!("{}/api/schedules", app.base)).send().await.expect("sent").json().await.expect("JSON");
     assert_eq!(listing["schedules"].as_array().map(Vec::len), Some(1));
 }
 
@@ -129,13 +138,19 @@ async fn every_wrong_field_of_a_rule_is_a_422_naming_it_and_nothing_is_stored() 
         (json!({"to": answer, "timezone": "Europe/Dublin", "repeat": "fortnightly"}), vec!["repeat"]),
         (json!({"to": answer, "timezone": "Europe/Dublin", "repeat": "cron", "cron": "0 0 10 * * SUN"}), vec!["cron"]),
         (json!({"to": answer, "timezone": "Mars/Olympus", "repeat": "daily", "time": "10:00"}), vec!["timezone"]),
-        (json!({"to": answer, "timezone": "UTC", "repeat": "daily", "time": "10:00", "catch_up": "later"}), vec!["catch_up"]),
+        (
+            json!({"to": answer, "timezone": "UTC", "repeat": "daily", "time": "10:00", "catch_up": "later"}),
+            vec!["catch_up"],
+        ),
         (
             json!({"to": answer, "timezone": "UTC", "repeat": "daily", "time": "10:00", "catch_up_minutes": "0"}),
             vec!["catch_up_minutes"],
         ),
         (json!({"to": 12015550100_u64, "timezone": "UTC", "repeat": "daily", "time": "10:00"}), vec!["to"]),
-        (json!({"to": answer, "timezone": "UTC", "repeat": "daily", "time": "10:00", "colour": "blue"}), vec!["colour"]),
+        (
+            json!({"to": answer, "timezone": "UTC", "repeat": "daily", "time": "10:00", "colour": "blue"}),
+            vec!["colour"],
+        ),
         (json!({"to": answer, "timezone": "UTC", "repeat": "cron", "cron": "0 10 30 2 *"}), vec!["cron"]),
     ];
 
@@ -143,7 +158,8 @@ async fn every_wrong_field_of_a_rule_is_a_422_naming_it_and_nothing_is_stored() 
         assert_eq!(refused_fields(app.post_schedule(&body).await).await, expected, "{body}");
     }
 
-    let listing: Value = app.http.get(format!("{}/api/schedules", app.base)).send().await.expect("sent").json().await.expect("JSON");
+    let listing: Value =
+        app.http.get(format!("{}/api/schedules", app.base)).send().await.expect("sent").json().await.expect("JSON");
     assert_eq!(listing["schedules"], json!([]));
     assert!(app.all_calls().await.is_empty());
 }
@@ -172,7 +188,8 @@ async fn a_rule_ringing_more_often_than_the_per_number_limit_allows_is_refused()
     let problem: Value = response.json().await.expect("problem");
     assert_eq!(problem["errors"][0]["field"], "cron");
     assert!(problem["errors"][0]["message"].as_str().is_some_and(|m| m.contains("12 times in an hour")), "{problem}");
-    let hourly = json!({"to": test_number(Behaviour::Answer), "timezone": "UTC", "repeat": "cron", "cron": "0 * * * *"});
+    let hourly =
+        json!({"to": test_number(Behaviour::Answer), "timezone": "UTC", "repeat": "cron", "cron": "0 * * * *"});
     assert_eq!(app.post_schedule(&hourly).await.status(), 201);
 }
 
@@ -191,7 +208,8 @@ async fn a_rule_whose_time_falls_in_the_callees_quiet_hours_is_refused_naming_th
 
 #[tokio::test]
 async fn rules_need_the_access_token_like_calls() {
-    let options = Options { env: vec![("DIALAJOKE_API_TOKEN", "a-long-enough-token-0123".to_owned())], ..Options::default() };
+    let options =
+        Options { env: vec![("DIALAJOKE_API_TOKEN", "a-long-enough-token-0123".to_owned())], ..Options::default() };
     let app = spawn_app_with(options).await;
 
     let anonymous = app.post_schedule(&daily_at(test_number(Behaviour::Answer), "12:00")).await;
@@ -239,7 +257,8 @@ async fn an_occurrence_ringing_across_a_restart_rings_once_and_the_rule_moves_on
     let next = made.iter().find(|c| c["id"] != call_id.as_str()).expect("the next occurrence's call");
     let day = chrono::Duration::days(1);
     let occurrence: chrono::DateTime<Utc> = occurrence.as_str().expect("occurrence").parse().expect("instant");
-    let next_occurrence: chrono::DateTime<Utc> = next["occurrence_at"].as_str().expect("occurrence").parse().expect("instant");
+    let next_occurrence: chrono::DateTime<Utc> =
+        next["occurrence_at"].as_str().expect("occurrence").parse().expect("instant");
     assert_eq!(next["status"], "scheduled");
     // The next day's noon in Dublin, whatever the clocks do overnight.
     let next_noon = occurrence.with_timezone(&Dublin).date_naive() + day;

@@ -126,7 +126,10 @@ impl Call {
             }
             Step::MachineDetected if answered => {
                 let machine = self.behaviour == Behaviour::Machine;
-                self.emit(EventType::MachineDetectionEnded, json!({ "result": if machine { "machine" } else { "human" } }));
+                self.emit(
+                    EventType::MachineDetectionEnded,
+                    json!({ "result": if machine { "machine" } else { "human" } }),
+                );
                 if machine && self.request.report_greeting_end {
                     return vec![(timing.machine_greeting, Step::GreetingEnded)];
                 }

@@ -3,6 +3,7 @@
 //! endpoint.
 #![allow(dead_code)] // each test binary uses a different subset of these helpers
 
+pub mod flow;
 pub mod scheduler;
 
 use std::net::TcpListener;

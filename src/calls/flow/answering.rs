@@ -28,7 +28,12 @@ impl CallFlow {
 
     /// Moves the call to `answered` with its joke chosen (the joke already chosen, on a replay),
     /// recording `entry`; returns the transition and the call as it now is.
-    async fn mark_answered(&self, call: Call, hook: &Webhook, entry: HistoryEntry) -> Result<(Transition, Call), FlowError> {
+    async fn mark_answered(
+        &self,
+        call: Call,
+        hook: &Webhook,
+        entry: HistoryEntry,
+    ) -> Result<(Transition, Call), FlowError> {
         let joke = match &call.joke {
             Some(joke) => joke.clone(),
             None => {
@@ -94,7 +99,12 @@ impl CallFlow {
     }
 
     /// The machine's greeting ended: the joke is left as a message, if the call still waits for it.
-    pub(super) async fn on_greeting_ended(&self, call: Call, hook: &Webhook, entry: HistoryEntry) -> Result<(), FlowError> {
+    pub(super) async fn on_greeting_ended(
+        &self,
+        call: Call,
+        hook: &Webhook,
+        entry: HistoryEntry,
+    ) -> Result<(), FlowError> {
         self.inner.store.append_history(call.id, &entry).await?;
         if self.inner.settings.machine != MachinePolicy::LeaveMessage {
             return Ok(());
