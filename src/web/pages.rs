@@ -21,6 +21,7 @@ use super::problem::{ApiError, Problem};
 use super::rule_pages;
 use super::schedules::RuleView;
 use super::timeline;
+use crate::calls::hours::CallingHours;
 use crate::calls::service::ScheduleError;
 use crate::calls::{Call, ScheduleInput};
 use crate::rules::input::RuleInput;
@@ -140,13 +141,15 @@ pub(super) struct FormState<'a> {
     pub rule_form: &'a RuleInput,
     /// Its errors by field.
     pub rule_errors: HashMap<String, String>,
-    /// A message after a redirect.
+    /// A message after a call form's redirect.
     pub flash: Option<String>,
+    /// A message after a recurring-call form's redirect.
+    pub rule_flash: Option<String>,
 }
 
 impl<'a> FormState<'a> {
-    /// Both forms empty, with `flash` shown.
-    pub fn blank(flash: Option<String>) -> Self {
+    /// Both forms empty, with no message.
+    pub fn blank() -> Self {
         static EMPTY_CALL: ScheduleInput = ScheduleInput { to: None, at: None, date: None, time: None, timezone: None };
         static EMPTY_RULE: RuleInput = RuleInput {
             to: None,
@@ -158,7 +161,14 @@ impl<'a> FormState<'a> {
             catch_up: None,
             catch_up_minutes: None,
         };
-        Self { form: &EMPTY_CALL, errors: HashMap::new(), rule_form: &EMPTY_RULE, rule_errors: HashMap::new(), flash }
+        Self {
+            form: &EMPTY_CALL,
+            errors: HashMap::new(),
+            rule_form: &EMPTY_RULE,
+            rule_errors: HashMap::new(),
+            flash: None,
+            rule_flash: None,
+        }
     }
 }
 
@@ -185,8 +195,10 @@ pub(super) async fn render_index(
     context.insert("rule_errors", &page.rule_errors);
     context.insert("rules", &state.rules.list().await?.iter().map(RuleView::from).collect::<Vec<_>>());
     context.insert("choices", &rule_choices());
-    context.insert("calling_hours", &state.rules.calling_hours().to_string());
+    let hours = state.rules.calling_hours();
+    context.insert("calling_hours", &(hours != CallingHours::Always).then(|| hours.to_string()));
     context.insert("flash", &page.flash);
+    context.insert("rule_flash", &page.rule_flash);
     context.insert("upcoming", &upcoming.into_iter().map(Row::from).collect::<Vec<_>>());
     context.insert("recent", &recent.into_iter().map(Row::from).collect::<Vec<_>>());
     context.insert("chart", &outcome_chart(state, viewer_zone(req)).await?);
@@ -218,11 +230,12 @@ async fn index(
     query: web::Query<HashMap<String, String>>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let flash = match flash_for(&query, &state).await? {
-        Some(flash) => Some(flash),
-        None => rule_pages::flash_for(&query, &state).await?,
+    let page = FormState {
+        flash: flash_for(&query, &state).await?,
+        rule_flash: rule_pages::flash_for(&query, &state).await?,
+        ..FormState::blank()
     };
-    render_index(&req, &state, FormState::blank(flash), StatusCode::OK).await
+    render_index(&req, &state, page, StatusCode::OK).await
 }
 
 /// The message shown after a redirect, read back from the call it is about.
@@ -259,7 +272,7 @@ async fn schedule(
             .finish()),
         Err(ScheduleError::Invalid(errors)) => {
             let errors = errors.0.into_iter().map(|e| (e.field, e.message)).collect();
-            let page = FormState { form: &input, errors, ..FormState::blank(None) };
+            let page = FormState { form: &input, errors, ..FormState::blank() };
             render_index(&req, &state, page, StatusCode::UNPROCESSABLE_ENTITY).await
         }
         Err(other) => Err(other.into()),

@@ -66,7 +66,7 @@ async fn create(
         Ok(rule) => Ok(see_other(&format!("/?rule_created={}", rule.id))),
         Err(RuleError::Invalid(errors)) => {
             let rule_errors = errors.0.into_iter().map(|e| (e.field, e.message)).collect();
-            let page = FormState { rule_form: &input, rule_errors, ..FormState::blank(None) };
+            let page = FormState { rule_form: &input, rule_errors, ..FormState::blank() };
             render_index(&req, &state, page, StatusCode::UNPROCESSABLE_ENTITY).await
         }
         Err(other) => Err(other.into()),
