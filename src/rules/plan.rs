@@ -4,7 +4,7 @@
 //! An occurrence counts as missed when it is more than the grace period (`DIALAJOKE_GRACE_SECS`,
 //! the same tolerance one-off calls get) behind. Missed occurrences follow the rule's catch-up
 //! policy: `skip` drops them all; `once` makes up the most recent one, once, if it is at most the
-//! policy's window late, and drops the rest. An occurrence that lands in the callee's quiet hours
+//! policy's window late and the callee is not in their quiet hours, and drops the rest. An occurrence that lands in the callee's quiet hours
 //! is moved to their start when quiet hours defer (the occurrences it then overtakes are merged
 //! into it, so a night of hourly occurrences rings once in the morning, not eight times).
 
@@ -85,7 +85,7 @@ pub fn plan(rule: &Rule, waiting: Option<Waiting>, now: DateTime<Utc>, settings:
         (None, _) => rule.recurrence.next_after(rule.cursor, zone).map(|first| (first, first)),
         (Some(first_missed), _) => {
             let last_missed = latest.unwrap_or(first_missed);
-            let made_up = matches!(rule.catch_up, CatchUp::Once { within } if now - last_missed <= within);
+            let made_up = may_make_up(rule, last_missed, now, settings);
             let last_skipped = if made_up { previous(rule, last_missed) } else { Some(last_missed) };
             plan.note =
                 last_skipped.filter(|last| *last >= first_missed).map(|last| skipped_note(first_missed, last, zone));
@@ -98,7 +98,8 @@ pub fn plan(rule: &Rule, waiting: Option<Waiting>, now: DateTime<Utc>, settings:
     };
     if let Some(call) = waiting {
         let replaced = chosen.is_some_and(|(occurrence, _)| occurrence <= now);
-        let why = if replaced { "a later occurrence is made instead" } else { policy_reason(rule.catch_up) };
+        let why =
+            if replaced { "a later occurrence is made instead" } else { policy_reason(rule.catch_up, call.due, now) };
         plan.waiting = Some((call.id, WaitingAction::Miss(skipped_reason(call.due, zone, why))));
     }
     if let Some((occurrence, due)) = chosen {
@@ -112,18 +113,27 @@ pub fn plan(rule: &Rule, waiting: Option<Waiting>, now: DateTime<Utc>, settings:
 /// The waiting call is the only missed occurrence: made up now, or dropped for the next one.
 fn plan_waiting_only(rule: &Rule, call: Waiting, now: DateTime<Utc>, settings: PlanSettings) -> Plan {
     let zone = rule.timezone.tz();
-    if let CatchUp::Once { within } = rule.catch_up
-        && now - call.due <= within
-    {
+    if may_make_up(rule, call.due, now, settings) {
         return Plan { waiting: Some((call.id, WaitingAction::DialNow)), ..Plan::default() };
     }
     let next = rule.recurrence.next_after(now.max(rule.cursor), zone).map(|at| make(rule, at, at, settings));
     Plan {
-        waiting: Some((call.id, WaitingAction::Miss(skipped_reason(call.due, zone, policy_reason(rule.catch_up))))),
+        waiting: Some((
+            call.id,
+            WaitingAction::Miss(skipped_reason(call.due, zone, policy_reason(rule.catch_up, call.due, now))),
+        )),
         cursor: next.as_ref().map(|n| n.occurrence.max(n.due)),
         next,
         note: None,
     }
+}
+
+/// Whether a call missed at `missed` may be made up at `now`: the policy makes up, the call is
+/// not later than its window, and `now` is within the callee's calling hours (a make-up moved to
+/// the next morning would be far beyond any window).
+fn may_make_up(rule: &Rule, missed: DateTime<Utc>, now: DateTime<Utc>, settings: PlanSettings) -> bool {
+    let in_window = matches!(rule.catch_up, CatchUp::Once { within } if now - missed <= within);
+    in_window && settings.hours.next_allowed(now, callee_zone(rule.timezone, &rule.to)).is_none()
 }
 
 /// The occurrence before `at`.
@@ -131,9 +141,11 @@ fn previous(rule: &Rule, at: DateTime<Utc>) -> Option<DateTime<Utc>> {
     rule.recurrence.latest_until(at - Duration::seconds(1), rule.timezone.tz())
 }
 
-fn policy_reason(catch_up: CatchUp) -> &'static str {
+/// Why a call missed at `missed` is not made up at `now`.
+fn policy_reason(catch_up: CatchUp, missed: DateTime<Utc>, now: DateTime<Utc>) -> &'static str {
     match catch_up {
         CatchUp::Skip => "this rule skips missed calls",
+        CatchUp::Once { within } if now - missed <= within => "the callee's quiet hours had begun",
         CatchUp::Once { .. } => "too late to make up",
     }
 }
@@ -239,6 +251,18 @@ mod tests {
 
         assert_eq!(plan.waiting, Some((waiting.id, WaitingAction::DialNow)));
         assert_eq!(plan.next, None);
+    }
+
+    #[test]
+    fn a_missed_call_is_not_made_up_in_the_callees_quiet_hours() {
+        let ten_to_nine = Recurrence::daily(NaiveTime::from_hms_opt(20, 50, 0).expect("time"));
+        let rule = rule(ten_to_nine, CatchUp::DEFAULT, "2026-01-15T20:50:00Z");
+        let waiting = Waiting { id: CallId::new(), due: utc("2026-01-15T20:50:00Z") };
+
+        let plan = plan(&rule, Some(waiting), utc("2026-01-15T21:10:00Z"), settings("08:00-21:00"));
+
+        assert!(matches!(&plan.waiting, Some((_, WaitingAction::Miss(reason))) if reason.contains("quiet hours")));
+        assert_eq!(plan.next, Some(call("2026-01-16T20:50:00Z", "2026-01-16T20:50:00Z")));
     }
 
     #[test]
