@@ -1,68 +1,23 @@
 //! The timed queue over a real SQLite store, driven step by step (no sleeping): what is due is
-//! claimed once, what is not due waits, cancelled and overdue calls are never dialed.
+//! claimed once, what is not due waits, cancelled and overdue calls are never dialed, and a call
+//! that falls due in its callee's quiet hours is moved to the morning or marked, never dialled.
 
-use std::sync::{Arc, Mutex};
+mod common;
+
 use std::time::Duration;
 
-use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use dialajoke::calls::{Call, CallId, CallStatus, DueAt, PhoneNumber, Schedule, Timezone};
-use dialajoke::scheduler::{Dispatch, QueueSettings, StepOutcome, TimedQueue};
-use dialajoke::store::{self, NewCall, Store};
+use common::scheduler::{Scheduler, queue_settings as settings, scheduler as fixture};
+use dialajoke::calls::hours::QuietAction;
+use dialajoke::calls::{CallId, CallStatus};
+use dialajoke::scheduler::StepOutcome;
 
-/// Records what the queue hands over instead of dialing.
-#[derive(Default)]
-struct Recorder {
-    dispatched: Mutex<Vec<CallId>>,
+async fn add(f: &Scheduler, due: DateTime<Utc>) -> CallId {
+    f.add_call("+353 1 234 5678", "UTC", due).await
 }
 
-#[async_trait]
-impl Dispatch for Recorder {
-    async fn dispatch(&self, call: Call) {
-        self.dispatched.lock().expect("not poisoned").push(call.id);
-    }
-}
-
-struct Fixture {
-    store: Arc<dyn Store>,
-    queue: TimedQueue,
-    _dir: tempfile::TempDir,
-}
-
-fn settings(window: u32, pacing: Option<(u32, Duration)>) -> QueueSettings {
-    QueueSettings {
-        owner: "test".into(),
-        lease: Duration::from_secs(60),
-        grace: chrono::Duration::minutes(10),
-        window,
-        batch: 100,
-        pacing,
-    }
-}
-
-async fn fixture(settings: QueueSettings) -> Fixture {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let url = format!("sqlite://{}", dir.path().join("q.db").display());
-    let store = store::open(&url).await.expect("store opens");
-    let queue = TimedQueue::new(Arc::clone(&store), Arc::new(Recorder::default()), settings);
-    Fixture { store, queue, _dir: dir }
-}
-
-async fn add(fixture: &Fixture, due: DateTime<Utc>) -> CallId {
-    let schedule = Schedule {
-        to: PhoneNumber::parse("+353 1 234 5678").expect("valid"),
-        due_at: DueAt::from_stored(due),
-        timezone: Timezone::parse("UTC").expect("zone"),
-        note: None,
-    };
-    let id = CallId::new();
-    fixture.store.insert_call(&NewCall { id, schedule, idempotency: None }).await.expect("stored");
-    fixture.queue.scheduled(id, DueAt::from_stored(due));
-    id
-}
-
-async fn status(fixture: &Fixture, id: CallId) -> CallStatus {
-    fixture.store.get_call(id).await.expect("read").expect("exists").status
+async fn status(f: &Scheduler, id: CallId) -> CallStatus {
+    f.call(id).await.status
 }
 
 fn secs(n: i64) -> chrono::Duration {
@@ -168,4 +123,73 @@ async fn pacing_holds_back_dials_beyond_the_limit() {
     let StepOutcome::Dispatched(batch) = first else { panic!("expected a dispatch, got {first:?}") };
     assert_eq!(batch.len(), 3);
     assert!(matches!(second, StepOutcome::Paced(_)), "{second:?}");
+}
+
+fn at(text: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(text).expect("valid instant").with_timezone(&Utc)
+}
+
+/// Settings with calling hours 08:00–21:00 and `quiet` for calls outside them.
+fn with_calling_hours(quiet: QuietAction) -> dialajoke::scheduler::QueueSettings {
+    dialajoke::scheduler::QueueSettings {
+        calling_hours: "08:00-21:00".parse().expect("hours"),
+        quiet,
+        ..settings(100, None)
+    }
+}
+
+#[tokio::test]
+async fn a_call_falling_due_at_three_in_the_morning_is_moved_to_eight_and_dialled_then() {
+    let f = fixture(with_calling_hours(QuietAction::Defer)).await;
+    // A bare instant to an Irish number is judged on Dublin's clock: GMT in January.
+    let id = add(&f, at("2026-01-15T03:00:00Z")).await;
+
+    let at_three = f.queue.step(at("2026-01-15T03:00:01Z")).await.expect("step");
+
+    assert_eq!(at_three, StepOutcome::Dispatched(vec![]));
+    let held = f.call(id).await;
+    assert_eq!((held.status, held.due_at.instant()), (CallStatus::Scheduled, at("2026-01-15T08:00:00Z")));
+    let history = f.store.history(id).await.expect("history");
+    assert!(history.iter().any(|entry| entry.kind == "deferred"), "{history:?}");
+    assert!(matches!(f.queue.step(at("2026-01-15T07:59:59Z")).await.expect("step"), StepOutcome::Idle(Some(_))));
+    assert_eq!(f.queue.step(at("2026-01-15T08:00:00Z")).await.expect("step"), StepOutcome::Dispatched(vec![id]));
+}
+
+#[tokio::test]
+async fn a_call_falling_due_in_quiet_hours_is_marked_missed_when_so_configured() {
+    let f = fixture(with_calling_hours(QuietAction::Mark)).await;
+    let id = add(&f, at("2026-01-15T21:00:00Z")).await;
+
+    let outcome = f.queue.step(at("2026-01-15T21:00:30Z")).await.expect("step");
+
+    assert_eq!(outcome, StepOutcome::Dispatched(vec![]));
+    let marked = f.call(id).await;
+    assert_eq!(marked.status, CallStatus::Missed);
+    assert!(marked.last_error.is_some_and(|e| e.contains("quiet hours")));
+}
+
+#[tokio::test]
+async fn the_last_minute_before_quiet_hours_still_rings_and_the_first_does_not() {
+    let f = fixture(with_calling_hours(QuietAction::Defer)).await;
+    let last = add(&f, at("2026-01-15T20:59:00Z")).await;
+    let first_quiet = add(&f, at("2026-01-15T21:00:00Z")).await;
+
+    let before = f.queue.step(at("2026-01-15T20:59:30Z")).await.expect("step");
+    let after = f.queue.step(at("2026-01-15T21:00:00Z")).await.expect("step");
+
+    assert_eq!(before, StepOutcome::Dispatched(vec![last]));
+    assert_eq!(after, StepOutcome::Dispatched(vec![]));
+    assert_eq!(f.call(first_quiet).await.due_at.instant(), at("2026-01-16T08:00:00Z"));
+}
+
+#[tokio::test]
+async fn a_call_held_up_by_an_outage_until_night_is_checked_against_the_callees_own_clock() {
+    let f = fixture(with_calling_hours(QuietAction::Defer)).await;
+    // Due 20:58 in New York (01:58 UTC, EST); the queue only gets to it at 21:05 there, still
+    // within the grace period.
+    let id = f.add_call("+1 201 555 0100", "America/New_York", at("2026-01-16T01:58:00Z")).await;
+
+    f.queue.step(at("2026-01-16T02:05:00Z")).await.expect("step");
+
+    assert_eq!(f.call(id).await.due_at.instant(), at("2026-01-16T13:00:00Z"));
 }

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use dialajoke::calls::hours::{CallingHours, QuietAction};
 use dialajoke::calls::{Call, CallId};
 use dialajoke::scheduler::{Dispatch, QueueSettings, TimedQueue};
 use dialajoke::sim::{RequestKind, SimConfig};
@@ -193,6 +194,9 @@ async fn burst(url: &str, scale: &Scale, first_due: DateTime<Utc>) -> Burst {
         window: 10_000,
         batch: 500,
         pacing: None,
+        // The bench measures the queue's mechanics; the callees' quiet hours would move calls.
+        calling_hours: CallingHours::Always,
+        quiet: QuietAction::Defer,
     };
     let queue = TimedQueue::new(store, Arc::clone(&recorder) as Arc<dyn Dispatch>, settings);
     let stop = CancellationToken::new();

@@ -1,7 +1,9 @@
 //! Firing calls on time: the timed queue (a min-heap over the next window of due calls, woken
-//! early when an earlier call is scheduled), dial pacing, and the housekeeping jobs.
+//! early when an earlier call is scheduled), dial pacing, the materialiser that turns recurring
+//! rules into calls, and the housekeeping jobs.
 
 pub mod housekeeping;
+pub mod materialise;
 pub mod pacing;
 mod queue;
 
@@ -9,7 +11,7 @@ use async_trait::async_trait;
 
 use crate::calls::Call;
 
-pub use queue::{QueueSettings, StepOutcome, TimedQueue};
+pub use queue::{QueueHandle, QueueSettings, StepOutcome, TimedQueue};
 
 /// What the queue hands a claimed call to (the call flow, or a no-op in benchmarks).
 #[async_trait]

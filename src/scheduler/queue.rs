@@ -1,11 +1,13 @@
 //! The timed queue. Only the next `window` scheduled calls are held in memory (a min-heap of due
 //! instants), so memory stays flat however many calls are pending. The heap only says *when* to
 //! wake: due calls are then claimed from the store in one atomic step, which is what makes
-//! "dial once" hold across restarts.
+//! "dial once" hold across restarts. Just before the claim, due calls are checked against the
+//! callees' calling hours once more, so a call held up by an outage never rings at 3 a.m.: it is
+//! moved to the next allowed time or marked missed, as configured.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -16,8 +18,10 @@ use tokio_util::task::TaskTracker;
 
 use super::Dispatch;
 use super::pacing::Pacer;
-use crate::calls::{CallId, DueAt};
-use crate::store::{Store, StoreError};
+use crate::calls::hours::{CallingHours, QuietAction, callee_zone, quiet_hours_message};
+use crate::calls::state::{self, CallEvent, Transition};
+use crate::calls::{Call, CallId, CallStatus, DueAt, HistoryEntry};
+use crate::store::{CallPatch, Store, StoreError};
 
 /// How the queue behaves.
 #[derive(Debug, Clone)]
@@ -34,6 +38,10 @@ pub struct QueueSettings {
     pub batch: u32,
     /// Dial pacing, as (dials, per window); None turns pacing off.
     pub pacing: Option<(u32, Duration)>,
+    /// When callees may be rung.
+    pub calling_hours: CallingHours,
+    /// What happens to a due call in its callee's quiet hours.
+    pub quiet: QuietAction,
 }
 
 /// What one step of the queue did.
@@ -97,6 +105,12 @@ impl TimedQueue {
             tasks: TaskTracker::new(),
         };
         Self { inner: Arc::new(inner) }
+    }
+
+    /// A handle that tells this queue about new calls without keeping it alive (for parts the
+    /// queue itself holds, such as the call flow that schedules retries).
+    pub fn downgrade(&self) -> QueueHandle {
+        QueueHandle(Arc::downgrade(&self.inner))
     }
 
     /// Tells the queue a call was scheduled, so it wakes early if this call is the next one due.
@@ -164,7 +178,44 @@ impl TimedQueue {
             Ok(allowed) => allowed,
             Err(at) => return Ok(StepOutcome::Paced(at)),
         };
+        self.hold_quiet_calls(now, allowed).await?;
         self.claim_and_dispatch(now, allowed).await.map(StepOutcome::Dispatched)
+    }
+
+    /// Moves or marks the due calls that are in their callee's quiet hours at `now`.
+    async fn hold_quiet_calls(&self, now: DateTime<Utc>, limit: u32) -> Result<(), StoreError> {
+        let hours = self.inner.settings.calling_hours;
+        if hours == CallingHours::Always {
+            return Ok(());
+        }
+        for call in self.inner.store.due_calls(now, limit).await? {
+            let zone = callee_zone(call.timezone, &call.to);
+            if let Some(allowed) = hours.next_allowed(now, zone) {
+                let reason = quiet_hours_message(&hours, now, allowed, zone);
+                self.hold(call, DueAt::planned(allowed), reason).await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn hold(&self, call: Call, allowed: DueAt, reason: String) -> Result<(), StoreError> {
+        let store = &self.inner.store;
+        match self.inner.settings.quiet {
+            QuietAction::Defer => {
+                let entry = HistoryEntry::now("deferred", Some(reason));
+                if store.reschedule(call.id, call.due_at, allowed, &entry).await? {
+                    self.scheduled(call.id, allowed);
+                }
+            }
+            QuietAction::Mark => {
+                if let Transition::To(next) = state::transition(call.status, &CallEvent::Missed) {
+                    let patch = CallPatch { last_error: Some(reason.clone()), ..CallPatch::default() };
+                    let entry = HistoryEntry::now("quiet_hours", Some(reason));
+                    store.change_status(call.id, CallStatus::Scheduled, next, &patch, &entry).await?;
+                }
+            }
+        }
+        Ok(())
     }
 
     fn dials_allowed(&self) -> Result<u32, Instant> {
@@ -231,6 +282,19 @@ impl TimedQueue {
         window.loaded_until = loaded_until;
         window.stale = false;
         Ok(())
+    }
+}
+
+/// Tells a queue about new calls while it lives (see [`TimedQueue::downgrade`]).
+#[derive(Clone, Default)]
+pub struct QueueHandle(Weak<Inner>);
+
+impl QueueHandle {
+    /// Like [`TimedQueue::scheduled`]; does nothing once the queue is gone.
+    pub fn scheduled(&self, id: CallId, due: DueAt) {
+        if let Some(inner) = self.0.upgrade() {
+            TimedQueue { inner }.scheduled(id, due);
+        }
     }
 }
 

@@ -1,5 +1,5 @@
-//! Durable state: calls, their history, and the webhook inbox, behind one trait so the
-//! embedded SQLite file and a shared PostgreSQL database are interchangeable.
+//! Durable state: calls, their history, recurring rules and the webhook inbox, behind one trait
+//! so the embedded SQLite file and a shared PostgreSQL database are interchangeable.
 
 mod sqlite;
 
@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use tokio::sync::broadcast;
 
 use crate::calls::{Call, CallId, CallStatus, DueAt, HistoryEntry, PhoneNumber, Schedule};
+use crate::rules::{NewRule, Rule, RuleId, RuleStatus};
 
 pub use sqlite::SqliteStore;
 
@@ -83,6 +84,34 @@ pub struct OutcomeCount {
     pub status: CallStatus,
     /// How many calls.
     pub count: u32,
+}
+
+/// One step of a rule: its cursor moves on and, usually, the call for one occurrence is stored.
+#[derive(Debug, Clone)]
+pub struct RuleStep {
+    /// The rule.
+    pub rule: RuleId,
+    /// The cursor as it was read; the step applies only if it is still this (compare-and-set).
+    pub cursor_from: DateTime<Utc>,
+    /// The cursor after the step.
+    pub cursor_to: DateTime<Utc>,
+    /// A note for the rule (occurrences skipped), replacing the old one when given.
+    pub note: Option<String>,
+    /// The call for an occurrence, with the occurrence's instant (the call's key with the rule).
+    pub occurrence: Option<(NewCall, DateTime<Utc>)>,
+}
+
+/// What a rule step did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stepped {
+    /// Someone else moved the cursor first (another instance, a pause): nothing was changed.
+    Stale,
+    /// The cursor moved; `created` says whether the occurrence's call was new (false when a call
+    /// for that occurrence already existed, which is what keeps an occurrence to one call).
+    Moved {
+        /// Whether a call was stored.
+        created: bool,
+    },
 }
 
 /// How many change notices a slow listener may fall behind before it is told it lagged.
@@ -229,6 +258,44 @@ pub trait Store: Send + Sync + 'static {
     /// Marks an event applied (`error` None) or records a failed attempt to apply it; with
     /// `give_up` the event is closed with its error kept.
     async fn inbox_finish(&self, seq: i64, error: Option<&str>, give_up: bool) -> Result<(), StoreError>;
+    /// Scheduled calls due at or before `now`, earliest first (at most `limit`): what the timed
+    /// queue checks against the callees' calling hours before it claims them.
+    async fn due_calls(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<Call>, StoreError>;
+    /// Moves a scheduled call from `from` to `to` (only if it is still scheduled and due at
+    /// `from`) and appends `entry`. False when the call had changed.
+    async fn reschedule(&self, id: CallId, from: DueAt, to: DueAt, entry: &HistoryEntry) -> Result<bool, StoreError>;
+    /// Stores retry number `retry` of the chain that began with `first`, for rule `rule` if any;
+    /// false when that retry already exists (the key (first, retry) keeps a retry to one call).
+    async fn insert_retry(
+        &self,
+        call: &NewCall,
+        first: CallId,
+        retry: u32,
+        rule: Option<RuleId>,
+    ) -> Result<bool, StoreError>;
+    /// Stores a new, active rule whose cursor starts at `now`.
+    async fn insert_rule(&self, rule: &NewRule, now: DateTime<Utc>) -> Result<Rule, StoreError>;
+    /// One rule, with its waiting call.
+    async fn get_rule(&self, id: RuleId) -> Result<Option<Rule>, StoreError>;
+    /// Every rule, oldest first, with its waiting call.
+    async fn list_rules(&self) -> Result<Vec<Rule>, StoreError>;
+    /// Pauses a rule, cancelling its waiting call (which gives its occurrence back), or resumes it
+    /// with its cursor at `now` (what fell due while it was paused is never made up). None when
+    /// there is no such rule.
+    async fn set_rule_status(
+        &self,
+        id: RuleId,
+        status: RuleStatus,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Rule>, StoreError>;
+    /// Deletes a rule and cancels its waiting calls (their history stays); false when there was none.
+    async fn delete_rule(&self, id: RuleId) -> Result<bool, StoreError>;
+    /// Active rules that need the materialiser: those with no waiting call for an occurrence, and
+    /// those whose waiting call was due before `late_before`.
+    async fn rules_to_materialise(&self, late_before: DateTime<Utc>) -> Result<Vec<Rule>, StoreError>;
+    /// Applies one rule step at once: moves the cursor if it is still `cursor_from` and the rule
+    /// is active, sets the note, and stores the occurrence's call unless one exists for it.
+    async fn step_rule(&self, step: &RuleStep) -> Result<Stepped, StoreError>;
 }
 
 /// Opens the store a database URL names, creating and migrating it as needed.

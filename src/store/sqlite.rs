@@ -11,17 +11,21 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
-use sqlx::{Row, SqlitePool};
+use sqlx::{Row, SqliteConnection, SqlitePool};
 
 use tokio::sync::broadcast;
 
 use super::{
-    CallPatch, ChangeFeed, InboxEvent, Inserted, ListQuery, NewCall, OutcomeCount, PendingEvent, Store, StoreError,
+    CallPatch, ChangeFeed, InboxEvent, Inserted, ListQuery, NewCall, OutcomeCount, PendingEvent, RuleStep, Stepped,
+    Store, StoreError,
 };
 use crate::calls::{Call, CallId, CallStatus, DueAt, HistoryEntry, PhoneNumber, Timezone};
+use crate::rules::{NewRule, Rule, RuleId, RuleStatus};
+
+mod rules;
 
 const CALL_COLUMNS: &str = "id, to_number, due_at, timezone, status, attempt, call_control_id, joke, \
-                            last_error, note, created_at, updated_at";
+                            last_error, note, created_at, updated_at, rule_id, occurrence_at, retry_of, retry";
 
 /// The SQLite implementation of [`Store`].
 #[derive(Debug, Clone)]
@@ -72,7 +76,21 @@ fn call_from_row(row: &SqliteRow) -> Result<Call, StoreError> {
         note: row.try_get("note")?,
         created_at: from_millis(row.try_get("created_at")?)?,
         updated_at: from_millis(row.try_get("updated_at")?)?,
+        rule: row
+            .try_get::<Option<String>, _>("rule_id")?
+            .map(|id| id.parse())
+            .transpose()
+            .map_err(|_| corrupt("rule id"))?,
+        occurrence_at: row.try_get::<Option<i64>, _>("occurrence_at")?.map(from_millis).transpose()?,
+        retry: retry_from_row(row)?,
     })
+}
+
+fn retry_from_row(row: &SqliteRow) -> Result<Option<(CallId, u32)>, StoreError> {
+    let Some(first) = row.try_get::<Option<String>, _>("retry_of")? else { return Ok(None) };
+    let first = first.parse().map_err(|_| StoreError::Corrupt("retry_of".into()))?;
+    let number = row.try_get::<i64, _>("retry")?.try_into().map_err(|_| StoreError::Corrupt("retry".into()))?;
+    Ok(Some((first, number)))
 }
 
 fn calls_from_rows(rows: &[SqliteRow]) -> Result<Vec<Call>, StoreError> {
@@ -111,6 +129,53 @@ where
     Ok(())
 }
 
+/// What ties a new call to a rule or to the call it retries.
+#[derive(Debug, Default)]
+struct Link {
+    rule: Option<RuleId>,
+    occurrence_at: Option<DateTime<Utc>>,
+    retry: Option<(CallId, u32)>,
+}
+
+/// Inserts a scheduled call with its first history entry, unless the unique key `conflict`
+/// names (the idempotency key, the rule's occurrence, the retry) is taken; false then.
+async fn insert_call_row(
+    conn: &mut SqliteConnection,
+    call: &NewCall,
+    link: &Link,
+    conflict: &str,
+    now: DateTime<Utc>,
+) -> Result<bool, StoreError> {
+    let schedule = &call.schedule;
+    let sql = format!(
+        "INSERT INTO calls (id, to_number, due_at, timezone, status, note, idempotency_key, request_hash, \
+         created_at, updated_at, rule_id, occurrence_at, retry_of, retry) \
+         VALUES (?, ?, ?, ?, 'scheduled', ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT ({conflict}) DO NOTHING"
+    );
+    let inserted = sqlx::query(&sql)
+        .bind(call.id.to_string())
+        .bind(schedule.to.as_str())
+        .bind(millis(schedule.due_at.instant()))
+        .bind(schedule.timezone.name())
+        .bind(&schedule.note)
+        .bind(call.idempotency.as_ref().map(|(key, _)| key))
+        .bind(call.idempotency.as_ref().map(|(_, hash)| hash))
+        .bind(millis(now))
+        .bind(millis(now))
+        .bind(link.rule.map(|id| id.to_string()))
+        .bind(link.occurrence_at.map(millis))
+        .bind(link.retry.map(|(first, _)| first.to_string()))
+        .bind(link.retry.map_or(0, |(_, number)| i64::from(number)))
+        .execute(&mut *conn)
+        .await?;
+    if inserted.rows_affected() == 0 {
+        return Ok(false);
+    }
+    let entry = HistoryEntry { kind: "scheduled".into(), time: now, detail: schedule.note.clone() };
+    insert_history(&mut *conn, call.id, &entry).await?;
+    Ok(true)
+}
+
 impl SqliteStore {
     async fn call_where(&self, clause: &str, value: &str) -> Result<Option<Call>, StoreError> {
         let sql = format!("SELECT {CALL_COLUMNS} FROM calls WHERE {clause} = ?");
@@ -145,33 +210,15 @@ impl Store for SqliteStore {
             return Ok(Inserted::Existing(existing, hash));
         }
         let now = Utc::now();
-        let schedule = &call.schedule;
         let mut tx = self.pool.begin().await?;
-        let inserted = sqlx::query(
-            "INSERT INTO calls (id, to_number, due_at, timezone, status, note, idempotency_key, request_hash, \
-             created_at, updated_at) VALUES (?, ?, ?, ?, 'scheduled', ?, ?, ?, ?, ?) \
-             ON CONFLICT (idempotency_key) DO NOTHING",
-        )
-        .bind(call.id.to_string())
-        .bind(schedule.to.as_str())
-        .bind(millis(schedule.due_at.instant()))
-        .bind(schedule.timezone.name())
-        .bind(&schedule.note)
-        .bind(call.idempotency.as_ref().map(|(key, _)| key))
-        .bind(call.idempotency.as_ref().map(|(_, hash)| hash))
-        .bind(millis(now))
-        .bind(millis(now))
-        .execute(&mut *tx)
-        .await?;
-        if inserted.rows_affected() == 0 {
+        let inserted = insert_call_row(&mut tx, call, &Link::default(), "idempotency_key", now).await?;
+        if !inserted {
             // Another request with the same key won the race: answer with its call.
             tx.rollback().await?;
             let key = call.idempotency.as_ref().map(|(key, _)| key.as_str()).unwrap_or_default();
             let (existing, hash) = self.find_idempotent(key).await?.ok_or_else(|| StoreError::Corrupt(key.into()))?;
             return Ok(Inserted::Existing(existing, hash));
         }
-        let entry = HistoryEntry { kind: "scheduled".into(), time: now, detail: schedule.note.clone() };
-        insert_history(&mut *tx, call.id, &entry).await?;
         tx.commit().await?;
         self.changes.publish(call.id);
         let stored = self.get_call(call.id).await?.ok_or_else(|| StoreError::Corrupt("lost insert".into()))?;
@@ -481,5 +528,86 @@ impl Store for SqliteStore {
         .execute(&self.pool)
         .await?;
         Ok(())
+    }
+
+    async fn due_calls(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<Call>, StoreError> {
+        let sql = format!(
+            "SELECT {CALL_COLUMNS} FROM calls INDEXED BY calls_scheduled_due WHERE status = 'scheduled' \
+             AND due_at <= ? ORDER BY due_at LIMIT ?"
+        );
+        let rows = sqlx::query(&sql).bind(millis(now)).bind(i64::from(limit)).fetch_all(&self.pool).await?;
+        calls_from_rows(&rows)
+    }
+
+    #[tracing::instrument(skip(self, entry), fields(call_id = %id))]
+    async fn reschedule(&self, id: CallId, from: DueAt, to: DueAt, entry: &HistoryEntry) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let moved = sqlx::query(
+            "UPDATE calls SET due_at = ?, updated_at = ? WHERE id = ? AND status = 'scheduled' AND due_at = ?",
+        )
+        .bind(millis(to.instant()))
+        .bind(millis(Utc::now()))
+        .bind(id.to_string())
+        .bind(millis(from.instant()))
+        .execute(&mut *tx)
+        .await?;
+        if moved.rows_affected() == 0 {
+            return Ok(false);
+        }
+        insert_history(&mut *tx, id, entry).await?;
+        tx.commit().await?;
+        self.changes.publish(id);
+        Ok(true)
+    }
+
+    #[tracing::instrument(skip(self, call), fields(call_id = %call.id, %first, retry))]
+    async fn insert_retry(
+        &self,
+        call: &NewCall,
+        first: CallId,
+        retry: u32,
+        rule: Option<RuleId>,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let link = Link { rule, occurrence_at: None, retry: Some((first, retry)) };
+        let created = insert_call_row(&mut tx, call, &link, "retry_of, retry", Utc::now()).await?;
+        tx.commit().await?;
+        if created {
+            self.changes.publish(call.id);
+        }
+        Ok(created)
+    }
+
+    async fn insert_rule(&self, rule: &NewRule, now: DateTime<Utc>) -> Result<Rule, StoreError> {
+        self.insert_rule_row(rule, now).await
+    }
+
+    async fn get_rule(&self, id: RuleId) -> Result<Option<Rule>, StoreError> {
+        self.rule_by_id(id).await
+    }
+
+    async fn list_rules(&self) -> Result<Vec<Rule>, StoreError> {
+        self.all_rules().await
+    }
+
+    async fn set_rule_status(
+        &self,
+        id: RuleId,
+        status: RuleStatus,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Rule>, StoreError> {
+        self.change_rule_status(id, status, now).await
+    }
+
+    async fn delete_rule(&self, id: RuleId) -> Result<bool, StoreError> {
+        self.remove_rule(id).await
+    }
+
+    async fn rules_to_materialise(&self, late_before: DateTime<Utc>) -> Result<Vec<Rule>, StoreError> {
+        self.rules_needing_calls(late_before).await
+    }
+
+    async fn step_rule(&self, step: &RuleStep) -> Result<Stepped, StoreError> {
+        self.apply_rule_step(step).await
     }
 }

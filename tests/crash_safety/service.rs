@@ -43,6 +43,9 @@ impl Service {
             ("DIALAJOKE_LIMIT_PER_NUMBER_DAY", "0".to_owned()),
             ("DIALAJOKE_LIMIT_GLOBAL_HOUR", "0".to_owned()),
             ("DIALAJOKE_LIMIT_GLOBAL_DAY", "0".to_owned()),
+            // The run happens at any hour, and its audit expects one call per request made.
+            ("DIALAJOKE_CALLING_HOURS", "off".to_owned()),
+            ("DIALAJOKE_RETRY_ATTEMPTS", "0".to_owned()),
             ("RUST_LOG", "info,sqlx=warn,tokio_cron_scheduler=warn".to_owned()),
         ];
         let http = reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(5)).build().expect("client");
