@@ -1,68 +1,19 @@
-//! The timed queue over a real store of each backend, driven step by step (no sleeping): what is
-//! due by the store's clock is claimed once, what is not due waits, cancelled and overdue calls
-//! are never dialed, and the dial limits hold dials back.
+//! The timed queue over a real store of each backend, driven step by step at chosen instants (no
+//! sleeping): what is due is claimed once, what is not due waits, cancelled and overdue calls are
+//! never dialed, the dial limits hold dials back, and a call that falls due in its callee's quiet
+//! hours is moved to the morning or marked, never dialled.
 
 mod common;
 
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use common::backends::{TestStore, on_both_backends};
-use dialajoke::calls::{Call, CallId, CallStatus, DueAt};
-use dialajoke::scheduler::{Dispatch, QueueSettings, StepOutcome, TimedQueue};
-use dialajoke::store::{DialLimits, LeaseTerms};
-
-/// Records what the queue hands over instead of dialing.
-#[derive(Default)]
-struct Recorder {
-    dispatched: Mutex<Vec<CallId>>,
-}
-
-#[async_trait]
-impl Dispatch for Recorder {
-    async fn dispatch(&self, call: Call) {
-        self.dispatched.lock().expect("not poisoned").push(call.id);
-    }
-}
-
-struct Fixture {
-    t: TestStore,
-    queue: TimedQueue,
-}
-
-fn settings(window: u32, limits: DialLimits) -> QueueSettings {
-    QueueSettings {
-        lease: LeaseTerms { owner: "test".into(), ttl: Duration::from_secs(60) },
-        grace: Duration::from_secs(600),
-        window,
-        batch: 100,
-        limits,
-    }
-}
-
-fn fixture(t: TestStore, settings: QueueSettings) -> Fixture {
-    let queue = TimedQueue::new(Arc::clone(&t.store), Arc::new(Recorder::default()), settings);
-    Fixture { t, queue }
-}
-
-impl Fixture {
-    /// Schedules a call due `offset` from now by the store's clock, and tells the queue.
-    async fn add(&self, offset: chrono::Duration) -> CallId {
-        let due = self.t.now().await + offset;
-        let id = self.t.add_call(due).await;
-        self.queue.scheduled(id, DueAt::from_stored(due));
-        id
-    }
-
-    async fn status(&self, id: CallId) -> CallStatus {
-        self.t.store.get_call(id).await.expect("read").expect("exists").status
-    }
-}
-
-fn secs(n: i64) -> chrono::Duration {
-    chrono::Duration::seconds(n)
-}
+use common::scheduler::{Scheduler, queue_settings as settings, scheduler_on};
+use dialajoke::calls::hours::QuietAction;
+use dialajoke::calls::{CallId, CallStatus};
+use dialajoke::scheduler::StepOutcome;
+use dialajoke::store::DialLimits;
 
 on_both_backends!(
     nothing_is_dispatched_before_its_time_and_the_queue_says_when_next,
@@ -72,51 +23,70 @@ on_both_backends!(
     a_cancelled_call_is_never_dispatched,
     a_call_overdue_beyond_the_grace_period_is_marked_missed_not_dialed,
     pacing_holds_back_dials_beyond_the_limit,
+    a_call_falling_due_at_three_in_the_morning_is_moved_to_eight_and_dialled_then,
+    a_call_falling_due_in_quiet_hours_is_marked_missed_when_so_configured,
+    the_last_minute_before_quiet_hours_still_rings_and_the_first_does_not,
+    a_call_held_up_by_an_outage_until_night_is_checked_against_the_callees_own_clock,
     the_limit_of_calls_at_once_holds_back_dials,
 );
 
-async fn nothing_is_dispatched_before_its_time_and_the_queue_says_when_next(t: TestStore) {
-    let f = fixture(t, settings(100, DialLimits::unlimited()));
-    let due = f.t.now().await + secs(30);
-    let id = f.t.add_call(due).await;
-    f.queue.scheduled(id, DueAt::from_stored(due));
+async fn add(f: &Scheduler, due: DateTime<Utc>) -> CallId {
+    f.add_call("+353 1 234 5678", "UTC", due).await
+}
 
-    let outcome = f.queue.step().await.expect("step");
+async fn status(f: &Scheduler, id: CallId) -> CallStatus {
+    f.call(id).await.status
+}
+
+fn secs(n: i64) -> chrono::Duration {
+    chrono::Duration::seconds(n)
+}
+
+async fn nothing_is_dispatched_before_its_time_and_the_queue_says_when_next(t: TestStore) {
+    let f = scheduler_on(t, settings(100, None));
+    let now = Utc::now();
+    let due = now + secs(30);
+    add(&f, due).await;
+
+    let outcome = f.queue.step(now).await.expect("step");
 
     let StepOutcome::Idle(Some(next)) = outcome else { panic!("expected idle, got {outcome:?}") };
     assert_eq!(next.timestamp_millis(), due.timestamp_millis());
 }
 
 async fn a_due_call_is_claimed_once_even_if_stepped_twice(t: TestStore) {
-    let f = fixture(t, settings(100, DialLimits::unlimited()));
-    let id = f.add(secs(-1)).await;
+    let f = scheduler_on(t, settings(100, None));
+    let now = Utc::now();
+    let id = add(&f, now + secs(1)).await;
 
-    let first = f.queue.step().await.expect("step");
-    let second = f.queue.step().await.expect("step");
+    let first = f.queue.step(now + secs(2)).await.expect("step");
+    let second = f.queue.step(now + secs(3)).await.expect("step");
 
     assert_eq!(first, StepOutcome::Dispatched(vec![id]));
     assert!(matches!(second, StepOutcome::Idle(None)), "{second:?}");
-    assert_eq!(f.status(id).await, CallStatus::Dialing);
+    assert_eq!(status(&f, id).await, CallStatus::Dialing);
 }
 
 async fn a_call_scheduled_ahead_of_the_head_is_seen_at_once(t: TestStore) {
-    let f = fixture(t, settings(100, DialLimits::unlimited()));
-    f.add(secs(60)).await;
-    f.queue.step().await.expect("initial load");
+    let f = scheduler_on(t, settings(100, None));
+    let now = Utc::now();
+    add(&f, now + secs(60)).await;
+    f.queue.step(now).await.expect("initial load");
 
-    let early = f.add(secs(-1)).await;
-    let outcome = f.queue.step().await.expect("step");
+    let early = add(&f, now + secs(5)).await;
+    let outcome = f.queue.step(now + secs(6)).await.expect("step");
 
     assert_eq!(outcome, StepOutcome::Dispatched(vec![early]));
 }
 
 async fn calls_beyond_the_in_memory_window_are_loaded_when_the_window_drains(t: TestStore) {
-    let f = fixture(t, settings(2, DialLimits::unlimited()));
-    let ids = [f.add(secs(-3)).await, f.add(secs(-2)).await, f.add(secs(-1)).await];
+    let f = scheduler_on(t, settings(2, None));
+    let now = Utc::now();
+    let ids = [add(&f, now + secs(1)).await, add(&f, now + secs(2)).await, add(&f, now + secs(3)).await];
 
     let mut dispatched = Vec::new();
     for _ in 0..4 {
-        if let StepOutcome::Dispatched(batch) = f.queue.step().await.expect("step") {
+        if let StepOutcome::Dispatched(batch) = f.queue.step(now + secs(10)).await.expect("step") {
             dispatched.extend(batch);
         }
     }
@@ -128,51 +98,120 @@ async fn calls_beyond_the_in_memory_window_are_loaded_when_the_window_drains(t: 
 }
 
 async fn a_cancelled_call_is_never_dispatched(t: TestStore) {
-    let f = fixture(t, settings(100, DialLimits::unlimited()));
-    let id = f.add(secs(-1)).await;
+    let f = scheduler_on(t, settings(100, None));
+    let now = Utc::now();
+    let id = add(&f, now + secs(1)).await;
     let entry = dialajoke::calls::HistoryEntry::now("cancelled", None);
     let patch = dialajoke::store::CallPatch::default();
-    f.t.store.change_status(id, CallStatus::Scheduled, CallStatus::Cancelled, &patch, &entry).await.expect("cancel");
+    f.store.change_status(id, CallStatus::Scheduled, CallStatus::Cancelled, &patch, &entry).await.expect("cancel");
 
-    let outcome = f.queue.step().await.expect("step");
+    let outcome = f.queue.step(now + secs(2)).await.expect("step");
 
     assert_eq!(outcome, StepOutcome::Dispatched(vec![]));
-    assert_eq!(f.status(id).await, CallStatus::Cancelled);
+    assert_eq!(status(&f, id).await, CallStatus::Cancelled);
 }
 
 async fn a_call_overdue_beyond_the_grace_period_is_marked_missed_not_dialed(t: TestStore) {
-    let f = fixture(t, settings(100, DialLimits::unlimited()));
-    let id = f.add(chrono::Duration::minutes(-30)).await;
+    let f = scheduler_on(t, settings(100, None));
+    let now = Utc::now();
+    let id = add(&f, now + secs(1)).await;
 
-    f.queue.step().await.expect("step");
+    f.queue.step(now + chrono::Duration::minutes(30)).await.expect("step");
 
-    assert_eq!(f.status(id).await, CallStatus::Missed);
+    assert_eq!(status(&f, id).await, CallStatus::Missed);
 }
 
 async fn pacing_holds_back_dials_beyond_the_limit(t: TestStore) {
-    let limits = DialLimits { rate: Some((3, Duration::from_secs(60))), max_active: None };
-    let f = fixture(t, settings(100, limits));
+    let f = scheduler_on(t, settings(100, Some((3, Duration::from_secs(60)))));
+    let now = Utc::now();
     for offset in 1..=5 {
-        f.add(secs(-offset)).await;
+        add(&f, now + secs(offset)).await;
     }
 
-    let first = f.queue.step().await.expect("step");
-    let second = f.queue.step().await.expect("step");
+    let first = f.queue.step(now + secs(10)).await.expect("step");
+    let second = f.queue.step(now + secs(10)).await.expect("step");
 
     let StepOutcome::Dispatched(batch) = first else { panic!("expected a dispatch, got {first:?}") };
     assert_eq!(batch.len(), 3);
     assert!(matches!(second, StepOutcome::Paced(_)), "{second:?}");
 }
 
+fn at(text: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(text).expect("valid instant").with_timezone(&Utc)
+}
+
+/// Settings with calling hours 08:00–21:00 and `quiet` for calls outside them.
+fn with_calling_hours(quiet: QuietAction) -> dialajoke::scheduler::QueueSettings {
+    dialajoke::scheduler::QueueSettings {
+        calling_hours: "08:00-21:00".parse().expect("hours"),
+        quiet,
+        ..settings(100, None)
+    }
+}
+
+async fn a_call_falling_due_at_three_in_the_morning_is_moved_to_eight_and_dialled_then(t: TestStore) {
+    let f = scheduler_on(t, with_calling_hours(QuietAction::Defer));
+    // A bare instant to an Irish number is judged on Dublin's clock: GMT in January.
+    let id = add(&f, at("2026-01-15T03:00:00Z")).await;
+
+    let at_three = f.queue.step(at("2026-01-15T03:00:01Z")).await.expect("step");
+
+    assert_eq!(at_three, StepOutcome::Dispatched(vec![]));
+    let held = f.call(id).await;
+    assert_eq!((held.status, held.due_at.instant()), (CallStatus::Scheduled, at("2026-01-15T08:00:00Z")));
+    let history = f.store.history(id).await.expect("history");
+    assert!(history.iter().any(|entry| entry.kind == "deferred"), "{history:?}");
+    assert!(matches!(f.queue.step(at("2026-01-15T07:59:59Z")).await.expect("step"), StepOutcome::Idle(Some(_))));
+    assert_eq!(f.queue.step(at("2026-01-15T08:00:00Z")).await.expect("step"), StepOutcome::Dispatched(vec![id]));
+}
+
+async fn a_call_falling_due_in_quiet_hours_is_marked_missed_when_so_configured(t: TestStore) {
+    let f = scheduler_on(t, with_calling_hours(QuietAction::Mark));
+    let id = add(&f, at("2026-01-15T21:00:00Z")).await;
+
+    let outcome = f.queue.step(at("2026-01-15T21:00:30Z")).await.expect("step");
+
+    assert_eq!(outcome, StepOutcome::Dispatched(vec![]));
+    let marked = f.call(id).await;
+    assert_eq!(marked.status, CallStatus::Missed);
+    assert!(marked.last_error.is_some_and(|e| e.contains("quiet hours")));
+}
+
+async fn the_last_minute_before_quiet_hours_still_rings_and_the_first_does_not(t: TestStore) {
+    let f = scheduler_on(t, with_calling_hours(QuietAction::Defer));
+    let last = add(&f, at("2026-01-15T20:59:00Z")).await;
+    let first_quiet = add(&f, at("2026-01-15T21:00:00Z")).await;
+
+    let before = f.queue.step(at("2026-01-15T20:59:30Z")).await.expect("step");
+    let after = f.queue.step(at("2026-01-15T21:00:00Z")).await.expect("step");
+
+    assert_eq!(before, StepOutcome::Dispatched(vec![last]));
+    assert_eq!(after, StepOutcome::Dispatched(vec![]));
+    assert_eq!(f.call(first_quiet).await.due_at.instant(), at("2026-01-16T08:00:00Z"));
+}
+
+async fn a_call_held_up_by_an_outage_until_night_is_checked_against_the_callees_own_clock(t: TestStore) {
+    let f = scheduler_on(t, with_calling_hours(QuietAction::Defer));
+    // Due 20:58 in New York (01:58 UTC, EST); the queue only gets to it at 21:05 there, still
+    // within the grace period.
+    let id = f.add_call("+1 201 555 0100", "America/New_York", at("2026-01-16T01:58:00Z")).await;
+
+    f.queue.step(at("2026-01-16T02:05:00Z")).await.expect("step");
+
+    assert_eq!(f.call(id).await.due_at.instant(), at("2026-01-16T13:00:00Z"));
+}
+
 async fn the_limit_of_calls_at_once_holds_back_dials(t: TestStore) {
-    let limits = DialLimits { rate: None, max_active: Some(2) };
-    let f = fixture(t, settings(100, limits));
+    let mut limited = settings(100, None);
+    limited.limits = DialLimits { rate: None, max_active: Some(2) };
+    let f = scheduler_on(t, limited);
+    let now = Utc::now();
     for offset in 1..=3 {
-        f.add(secs(-offset)).await;
+        add(&f, now + secs(offset)).await;
     }
 
-    let first = f.queue.step().await.expect("step");
-    let second = f.queue.step().await.expect("step");
+    let first = f.queue.step(now + secs(10)).await.expect("step");
+    let second = f.queue.step(now + secs(10)).await.expect("step");
 
     let StepOutcome::Dispatched(batch) = first else { panic!("expected a dispatch, got {first:?}") };
     assert_eq!(batch.len(), 2);

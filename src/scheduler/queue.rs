@@ -2,11 +2,14 @@
 //! instants), so memory stays flat however many calls are pending. The heap only says *when* to
 //! wake, by the store's clock: due calls are then claimed from the store in one atomic step within
 //! the dial limits every instance shares, which is what makes "dial once" hold across restarts
-//! and across instances. Calls scheduled or cancelled on other instances arrive as notices.
+//! and across instances. Calls scheduled or cancelled on other instances arrive as notices. Just
+//! before the claim, due calls are checked against the callees' calling hours once more, so a call
+//! held up by an outage never rings at 3 a.m.: it is moved to the next allowed time or marked
+//! missed, as configured.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashSet};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -17,8 +20,10 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::Dispatch;
-use crate::calls::{CallId, DueAt};
-use crate::store::{Claimed, DialLimits, HeldBack, LeaseTerms, QueueNotice, Store, StoreError};
+use crate::calls::hours::{CallingHours, QuietAction, callee_zone, quiet_hours_message};
+use crate::calls::state::{self, CallEvent, Transition};
+use crate::calls::{Call, CallId, CallStatus, DueAt, HistoryEntry};
+use crate::store::{CallPatch, Claimed, DialLimits, HeldBack, LeaseTerms, QueueNotice, Store, StoreError};
 
 /// How long to wait before trying again when the limit of calls at once is reached (those calls
 /// may end on any instance, so there is nothing local to wait for).
@@ -30,13 +35,17 @@ pub struct QueueSettings {
     /// This instance's name on its claims, and how long a claim holds.
     pub lease: LeaseTerms,
     /// Calls overdue by more than this when first seen are marked missed instead of dialed.
-    pub grace: Duration,
+    pub grace: chrono::Duration,
     /// How many scheduled calls the in-memory window holds.
     pub window: u32,
     /// Most calls claimed in one step.
     pub batch: u32,
     /// Dial pacing and the most calls at once, for all instances together.
     pub limits: DialLimits,
+    /// When callees may be rung.
+    pub calling_hours: CallingHours,
+    /// What happens to a due call in its callee's quiet hours.
+    pub quiet: QuietAction,
 }
 
 /// What one step of the queue did.
@@ -98,6 +107,12 @@ impl TimedQueue {
         Self { inner: Arc::new(inner) }
     }
 
+    /// A handle that tells this queue about new calls without keeping it alive (for parts the
+    /// queue itself holds, such as the call flow that schedules retries).
+    pub fn downgrade(&self) -> QueueHandle {
+        QueueHandle(Arc::downgrade(&self.inner))
+    }
+
     /// Tells the queue a call was scheduled, so it wakes early if this call is the next one due.
     pub fn scheduled(&self, id: CallId, due: DueAt) {
         let mut window = locked(&self.inner.window);
@@ -140,13 +155,13 @@ impl TimedQueue {
         let mut notices = self.inner.store.queue_notices();
         let mut failures = 0u32;
         while !shutdown.is_cancelled() {
-            let wait = match self.step_at().await {
+            let wait = match self.step_by_the_stores_clock().await {
                 Ok((StepOutcome::Dispatched(_), _)) => {
                     failures = 0;
                     continue;
                 }
-                Ok((StepOutcome::Idle(next), now)) => next.map(|at| instant_of(at, now)),
-                Ok((StepOutcome::Paced(at), now)) => Some(instant_of(at, now)),
+                Ok((StepOutcome::Idle(next), now)) => wake_at(next, now, Instant::now()),
+                Ok((StepOutcome::Paced(at), now)) => wake_at(Some(at), now, Instant::now()),
                 Ok((StepOutcome::Full, _)) => Some(Instant::now() + FULL_RETRY),
                 Err(error) => {
                     failures += 1;
@@ -181,28 +196,66 @@ impl TimedQueue {
         }
     }
 
-    /// One step: refill the window if needed, mark long-overdue calls missed, and claim and
-    /// dispatch what is due by the store's clock. Public so tests drive the queue without sleeping.
-    pub async fn step(&self) -> Result<StepOutcome, StoreError> {
-        self.step_at().await.map(|(outcome, _)| outcome)
+    /// A step at the store's clock, which decides when calls are due (never this instance's own
+    /// clock); returns the outcome and the instant it was taken at.
+    async fn step_by_the_stores_clock(&self) -> Result<(StepOutcome, DateTime<Utc>), StoreError> {
+        let now = self.inner.store.now().await?;
+        Ok((self.step(now).await?, now))
     }
 
-    /// A step, and the store's clock when it looked.
-    async fn step_at(&self) -> Result<(StepOutcome, DateTime<Utc>), StoreError> {
+    /// One step at `now`: refill the window if needed, mark long-overdue calls missed, hold calls
+    /// in their callee's quiet hours, and claim and dispatch what is due. Public so tests drive the
+    /// queue at chosen instants without sleeping; [`TimedQueue::run`] passes the store's clock.
+    pub async fn step(&self, now: DateTime<Utc>) -> Result<StepOutcome, StoreError> {
         self.refill_if_stale().await?;
-        let now = self.inner.store.now().await?;
         let head = locked(&self.inner.window).heap.peek().map(|Reverse((due, _))| due.instant());
         let Some(head) = head.filter(|&due| due <= now) else {
-            return Ok((StepOutcome::Idle(head), now));
+            return Ok(StepOutcome::Idle(head));
         };
-        let grace = chrono::Duration::from_std(self.inner.settings.grace).unwrap_or(chrono::Duration::MAX);
-        if head < now - grace {
-            self.mark_missed().await?;
-            return Ok((StepOutcome::Dispatched(Vec::new()), now));
-        }
         let settings = &self.inner.settings;
-        let claimed = self.inner.store.claim_due(&settings.lease, settings.batch, &settings.limits).await?;
-        Ok((self.dispatch(claimed, now), now))
+        if head < now - settings.grace {
+            self.mark_missed(now).await?;
+            return Ok(StepOutcome::Dispatched(Vec::new()));
+        }
+        self.hold_quiet_calls(now, settings.batch).await?;
+        let claimed = self.inner.store.claim_due(now, &settings.lease, settings.batch, &settings.limits).await?;
+        Ok(self.dispatch(claimed, now))
+    }
+
+    /// Moves or marks the due calls that are in their callee's quiet hours at `now`.
+    async fn hold_quiet_calls(&self, now: DateTime<Utc>, limit: u32) -> Result<(), StoreError> {
+        let hours = self.inner.settings.calling_hours;
+        if hours == CallingHours::Always {
+            return Ok(());
+        }
+        for call in self.inner.store.due_calls(now, limit).await? {
+            let zone = callee_zone(call.timezone, &call.to);
+            if let Some(allowed) = hours.next_allowed(now, zone) {
+                let reason = quiet_hours_message(&hours, now, allowed, zone);
+                self.hold(call, DueAt::planned(allowed), reason).await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn hold(&self, call: Call, allowed: DueAt, reason: String) -> Result<(), StoreError> {
+        let store = &self.inner.store;
+        match self.inner.settings.quiet {
+            QuietAction::Defer => {
+                let entry = HistoryEntry::now("deferred", Some(reason));
+                if store.reschedule(call.id, call.due_at, allowed, &entry).await? {
+                    self.scheduled(call.id, allowed);
+                }
+            }
+            QuietAction::Mark => {
+                if let Transition::To(next) = state::transition(call.status, &CallEvent::Missed) {
+                    let patch = CallPatch { last_error: Some(reason.clone()), ..CallPatch::default() };
+                    let entry = HistoryEntry::now("quiet_hours", Some(reason));
+                    store.change_status(call.id, CallStatus::Scheduled, next, &patch, &entry).await?;
+                }
+            }
+        }
+        Ok(())
     }
 
     fn dispatch(&self, claimed: Claimed, now: DateTime<Utc>) -> StepOutcome {
@@ -237,8 +290,8 @@ impl TimedQueue {
         window.stale |= window.heap.is_empty() && window.loaded_until.is_some();
     }
 
-    async fn mark_missed(&self) -> Result<(), StoreError> {
-        let missed = self.inner.store.mark_missed(self.inner.settings.grace).await?;
+    async fn mark_missed(&self, now: DateTime<Utc>) -> Result<(), StoreError> {
+        let missed = self.inner.store.mark_missed(now - self.inner.settings.grace).await?;
         if !missed.is_empty() {
             tracing::warn!(count = missed.len(), "calls fell due while the service was down and were marked missed");
         }
@@ -267,8 +320,35 @@ impl TimedQueue {
     }
 }
 
-/// The moment on this instance's monotonic timer when the store's clock, which read `now` a
-/// moment ago, reaches `at`: sleeping by a duration keeps this instance's own wall clock out of it.
-fn instant_of(at: DateTime<Utc>, now: DateTime<Utc>) -> Instant {
-    Instant::now() + (at - now).to_std().unwrap_or(Duration::ZERO)
+/// Tells a queue about new calls while it lives (see [`TimedQueue::downgrade`]).
+#[derive(Clone, Default)]
+pub struct QueueHandle(Weak<Inner>);
+
+impl QueueHandle {
+    /// Like [`TimedQueue::scheduled`]; does nothing once the queue is gone.
+    pub fn scheduled(&self, id: CallId, due: DueAt) {
+        if let Some(inner) = self.0.upgrade() {
+            TimedQueue { inner }.scheduled(id, due);
+        }
+    }
+}
+
+/// When to wake for a head due at `next` (None: nothing is scheduled). A head that fell due after
+/// the step looked is due now, not never: the queue once slept for an hour over such a call.
+fn wake_at(next: Option<DateTime<Utc>>, now: DateTime<Utc>, clock: Instant) -> Option<Instant> {
+    next.map(|at| clock + (at - now).to_std().unwrap_or_default())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_head_due_in_the_future_is_waited_for_and_one_already_due_wakes_at_once() {
+        let (now, clock) = (Utc::now(), Instant::now());
+        let second = chrono::Duration::seconds(1);
+        assert_eq!(wake_at(Some(now + second), now, clock), Some(clock + Duration::from_secs(1)));
+        assert_eq!(wake_at(Some(now - second), now, clock), Some(clock));
+        assert_eq!(wake_at(None, now, clock), None);
+    }
 }

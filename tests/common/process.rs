@@ -15,7 +15,8 @@ use dialajoke::sim::SimHandle;
 const READY_BOUND: Duration = Duration::from_secs(30);
 
 /// The settings every service under test shares: the simulator's account and API, the US
-/// callees, and no scheduling limits (loads send hundreds of calls to the same few numbers).
+/// callees, no scheduling limits (loads send hundreds of calls to the same few numbers), no
+/// calling hours (runs happen at any hour) and no retries (audits expect one call per request).
 pub fn simulator_account(sim: &SimHandle, api_key: &str) -> Vec<(&'static str, String)> {
     vec![
         ("TELNYX_API_KEY", api_key.to_owned()),
@@ -28,6 +29,8 @@ pub fn simulator_account(sim: &SimHandle, api_key: &str) -> Vec<(&'static str, S
         ("DIALAJOKE_LIMIT_PER_NUMBER_DAY", "0".to_owned()),
         ("DIALAJOKE_LIMIT_GLOBAL_HOUR", "0".to_owned()),
         ("DIALAJOKE_LIMIT_GLOBAL_DAY", "0".to_owned()),
+        ("DIALAJOKE_CALLING_HOURS", "off".to_owned()),
+        ("DIALAJOKE_RETRY_ATTEMPTS", "0".to_owned()),
         ("RUST_LOG", "info,sqlx=warn,tokio_cron_scheduler=warn".to_owned()),
     ]
 }

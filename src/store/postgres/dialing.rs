@@ -55,6 +55,7 @@ async fn log_dials(tx: &mut Transaction<'_, Postgres>, count: usize, now: DateTi
 impl PgStore {
     pub(super) async fn claim(
         &self,
+        due_by: DateTime<Utc>,
         terms: &LeaseTerms,
         limit: u32,
         limits: &DialLimits,
@@ -67,7 +68,7 @@ impl PgStore {
             return Ok(Claimed { calls: Vec::new(), held_back });
         }
         let sql = format!(
-            "WITH picked AS (SELECT id AS picked_id FROM calls WHERE status = 'scheduled' AND due_at <= $1 ORDER BY due_at \
+            "WITH picked AS (SELECT id AS picked_id FROM calls WHERE status = 'scheduled' AND due_at <= $5 ORDER BY due_at \
              LIMIT $2 FOR UPDATE SKIP LOCKED), \
              claimed AS (UPDATE calls SET status = 'dialing', attempt = calls.attempt + 1, lease_owner = $3, \
              lease_until = $1 + make_interval(secs => $4), dial_started_at = $1, updated_at = $1 FROM picked \
@@ -81,6 +82,7 @@ impl PgStore {
             .bind(i64::from(room))
             .bind(&terms.owner)
             .bind(secs(terms.ttl))
+            .bind(due_by)
             .fetch_all(&mut *tx)
             .await?;
         let calls = calls_from_rows(&rows)?;
@@ -111,16 +113,16 @@ impl PgStore {
         Ok(renewed.rows_affected() == 1)
     }
 
-    pub(super) async fn missed(&self, grace: Duration) -> Result<Vec<CallId>, StoreError> {
+    pub(super) async fn missed(&self, due_before: DateTime<Utc>) -> Result<Vec<CallId>, StoreError> {
         let rows = sqlx::query(
             "WITH missed AS (UPDATE calls SET status = 'missed', updated_at = now(), \
              last_error = 'fell due while the service was down' WHERE status = 'scheduled' \
-             AND due_at < now() - make_interval(secs => $1) RETURNING id), \
+             AND due_at < $1 RETURNING id), \
              history AS (INSERT INTO call_events (call_id, at, kind, detail) SELECT id, now(), 'missed', \
              'fell due while the service was down, beyond the grace period' FROM missed) \
              SELECT id FROM missed",
         )
-        .bind(secs(grace))
+        .bind(due_before)
         .fetch_all(&self.pool)
         .await?;
         let ids = rows

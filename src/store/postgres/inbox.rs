@@ -4,6 +4,8 @@
 //! connection closes, the transaction rolls back, the lock is free again and the events are still
 //! pending, for any instance's housekeeping to apply.
 
+use std::collections::HashSet;
+
 use async_trait::async_trait;
 use sqlx::{Postgres, Row, Transaction};
 use tokio::sync::OwnedSemaphorePermit;
@@ -42,6 +44,27 @@ impl PgStore {
         .execute(&self.pool)
         .await?;
         Ok(inserted.rows_affected() == 1)
+    }
+
+    /// Records events in one statement; one flag per event, false for an id already recorded
+    /// (before, or earlier in the same group).
+    pub(super) async fn record_events(&self, events: &[InboxEvent]) -> Result<Vec<bool>, StoreError> {
+        let column = |field: fn(&InboxEvent) -> &str| events.iter().map(|e| field(e).to_owned()).collect::<Vec<_>>();
+        let bodies: Vec<Vec<u8>> = events.iter().map(|e| e.body.clone()).collect();
+        let inserted: Vec<String> = sqlx::query_scalar(
+            "INSERT INTO inbox (event_id, call_key, event_type, body, received_at) \
+             SELECT event_id, call_key, event_type, body, now() \
+             FROM unnest($1::text[], $2::text[], $3::text[], $4::bytea[]) AS e (event_id, call_key, event_type, body) \
+             ON CONFLICT (event_id) DO NOTHING RETURNING event_id",
+        )
+        .bind(column(|e| &e.event_id))
+        .bind(column(|e| &e.call_key))
+        .bind(column(|e| &e.event_type))
+        .bind(bodies)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut fresh: HashSet<String> = inserted.into_iter().collect();
+        Ok(events.iter().map(|event| fresh.remove(&event.event_id)).collect())
     }
 
     pub(super) async fn pending_events(&self, call_key: &str) -> Result<Vec<PendingEvent>, StoreError> {

@@ -8,6 +8,7 @@ mod calls;
 mod dialing;
 mod inbox;
 mod notices;
+mod rules;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,9 +24,10 @@ use tokio_util::sync::{CancellationToken, DropGuard};
 use super::feeds::queue_notice_channel;
 use super::{
     CallPatch, ChangeFeed, Claimed, DialLimits, EventsLock, InboxEvent, Inserted, LeaseTerms, ListQuery, NewCall,
-    OutcomeCount, PendingEvent, QueueNotice, Store, StoreError, TakenOver, Takeover,
+    OutcomeCount, PendingEvent, QueueNotice, RuleStep, Stepped, Store, StoreError, TakenOver, Takeover,
 };
 use crate::calls::{Call, CallId, CallStatus, DueAt, HistoryEntry, PhoneNumber, Timezone};
+use crate::rules::{NewRule, Rule, RuleId, RuleStatus};
 use notices::{Hearers, Note};
 
 /// Connections one instance keeps at most. Several instances share the server's limit
@@ -38,7 +40,7 @@ const POOL_SIZE: u32 = 16;
 const EVENT_LOCK_SLOTS: usize = 6;
 
 const CALL_COLUMNS: &str = "id, to_number, due_at, timezone, status, attempt, call_control_id, joke, \
-                            last_error, note, created_at, updated_at";
+                            last_error, note, created_at, updated_at, rule_id, occurrence_at, retry_of, retry";
 
 /// The PostgreSQL implementation of [`Store`]; cheap to clone.
 #[derive(Clone)]
@@ -101,7 +103,7 @@ fn call_from_row(row: &PgRow) -> Result<Call, StoreError> {
     let status: String = row.try_get("status")?;
     Ok(Call {
         id: CallId::from(row.try_get::<uuid::Uuid, _>("id")?),
-        to: PhoneNumber::parse(&to).map_err(|_| corrupt("phone number"))?,
+        to: PhoneNumber::from_stored(to).ok_or_else(|| corrupt("phone number"))?,
         due_at: DueAt::from_stored(row.try_get("due_at")?),
         timezone: Timezone::parse(&zone).ok_or_else(|| corrupt("time zone"))?,
         status: status.parse().map_err(|_| corrupt("status"))?,
@@ -112,7 +114,16 @@ fn call_from_row(row: &PgRow) -> Result<Call, StoreError> {
         note: row.try_get("note")?,
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
+        rule: row.try_get::<Option<uuid::Uuid>, _>("rule_id")?.map(RuleId::from),
+        occurrence_at: row.try_get("occurrence_at")?,
+        retry: retry_from_row(row)?,
     })
+}
+
+fn retry_from_row(row: &PgRow) -> Result<Option<(CallId, u32)>, StoreError> {
+    let Some(first) = row.try_get::<Option<uuid::Uuid>, _>("retry_of")? else { return Ok(None) };
+    let number = row.try_get::<i32, _>("retry")?.try_into().map_err(|_| StoreError::Corrupt("retry".into()))?;
+    Ok(Some((CallId::from(first), number)))
 }
 
 fn calls_from_rows(rows: &[PgRow]) -> Result<Vec<Call>, StoreError> {
@@ -235,8 +246,14 @@ impl Store for PgStore {
     }
 
     #[tracing::instrument(skip(self, limits))]
-    async fn claim_due(&self, terms: &LeaseTerms, limit: u32, limits: &DialLimits) -> Result<Claimed, StoreError> {
-        self.claim(terms, limit, limits).await
+    async fn claim_due(
+        &self,
+        now: DateTime<Utc>,
+        terms: &LeaseTerms,
+        limit: u32,
+        limits: &DialLimits,
+    ) -> Result<Claimed, StoreError> {
+        self.claim(now, terms, limit, limits).await
     }
 
     #[tracing::instrument(skip(self, terms), fields(call_id = %id))]
@@ -245,8 +262,8 @@ impl Store for PgStore {
     }
 
     #[tracing::instrument(skip(self))]
-    async fn mark_missed(&self, grace: Duration) -> Result<Vec<CallId>, StoreError> {
-        self.missed(grace).await
+    async fn mark_missed(&self, due_before: DateTime<Utc>) -> Result<Vec<CallId>, StoreError> {
+        self.missed(due_before).await
     }
 
     async fn orphaned_dials(&self, owner: Option<&str>) -> Result<Vec<Call>, StoreError> {
@@ -299,6 +316,10 @@ impl Store for PgStore {
         self.record_event(event).await
     }
 
+    async fn inbox_insert_group(&self, events: &[InboxEvent]) -> Result<Vec<bool>, StoreError> {
+        self.record_events(events).await
+    }
+
     async fn inbox_pending(&self, call_key: &str) -> Result<Vec<PendingEvent>, StoreError> {
         self.pending_events(call_key).await
     }
@@ -316,5 +337,62 @@ impl Store for PgStore {
 
     async fn lock_events(&self, call_key: &str) -> Result<Option<EventsLock>, StoreError> {
         self.try_lock_events(call_key).await
+    }
+
+    async fn due_calls(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<Call>, StoreError> {
+        self.due(now, limit).await
+    }
+
+    #[tracing::instrument(skip(self, entry), fields(call_id = %id))]
+    async fn reschedule(&self, id: CallId, from: DueAt, to: DueAt, entry: &HistoryEntry) -> Result<bool, StoreError> {
+        self.move_due(id, from, to, entry).await
+    }
+
+    #[tracing::instrument(skip(self, call), fields(call_id = %call.id, %first, retry))]
+    async fn insert_retry(
+        &self,
+        call: &NewCall,
+        first: CallId,
+        retry: u32,
+        rule: Option<RuleId>,
+    ) -> Result<bool, StoreError> {
+        self.retry(call, first, retry, rule).await
+    }
+
+    #[tracing::instrument(skip(self, rule), fields(rule_id = %rule.id))]
+    async fn insert_rule(&self, rule: &NewRule, now: DateTime<Utc>) -> Result<Rule, StoreError> {
+        self.insert_rule_row(rule, now).await
+    }
+
+    async fn get_rule(&self, id: RuleId) -> Result<Option<Rule>, StoreError> {
+        self.rule_by_id(id).await
+    }
+
+    async fn list_rules(&self) -> Result<Vec<Rule>, StoreError> {
+        self.all_rules().await
+    }
+
+    #[tracing::instrument(skip(self), fields(rule_id = %id, status = status.as_str()))]
+    async fn set_rule_status(
+        &self,
+        id: RuleId,
+        status: RuleStatus,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Rule>, StoreError> {
+        self.change_rule_status(id, status, now).await
+    }
+
+    #[tracing::instrument(skip(self), fields(rule_id = %id))]
+    async fn delete_rule(&self, id: RuleId) -> Result<bool, StoreError> {
+        self.remove_rule(id).await
+    }
+
+    async fn rules_to_materialise(&self, late_before: DateTime<Utc>) -> Result<Vec<Rule>, StoreError> {
+        self.rules_needing_calls(late_before).await
+    }
+
+    #[tracing::instrument(skip(self, step), fields(rule_id = %step.rule))]
+    async fn step_rule(&self, step: &RuleStep) -> Result<Stepped, StoreError> {
+        self.apply_rule_step(step).await
     }
 }

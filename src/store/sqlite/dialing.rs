@@ -59,6 +59,7 @@ async fn log_dials(tx: &mut Transaction<'_, Sqlite>, count: usize, now: DateTime
 impl SqliteStore {
     pub(super) async fn claim(
         &self,
+        due_by: DateTime<Utc>,
         terms: &LeaseTerms,
         limit: u32,
         limits: &DialLimits,
@@ -72,14 +73,15 @@ impl SqliteStore {
         }
         let sql = format!(
             "UPDATE calls SET status = 'dialing', attempt = attempt + 1, lease_owner = ?1, lease_until = ?2, \
-             dial_started_at = ?3, updated_at = ?3 WHERE id IN (SELECT id FROM calls WHERE status = 'scheduled' \
-             AND due_at <= ?3 ORDER BY due_at LIMIT ?4) RETURNING {CALL_COLUMNS}"
+             dial_started_at = ?3, updated_at = ?3 WHERE id IN (SELECT id FROM calls INDEXED BY calls_scheduled_due \
+             WHERE status = 'scheduled' AND due_at <= ?5 ORDER BY due_at LIMIT ?4) RETURNING {CALL_COLUMNS}"
         );
         let rows = sqlx::query(&sql)
             .bind(&terms.owner)
             .bind(millis(later(now, terms.ttl)))
             .bind(millis(now))
             .bind(i64::from(room))
+            .bind(millis(due_by))
             .fetch_all(&mut *tx)
             .await?;
         let mut calls = calls_from_rows(&rows)?;
@@ -110,15 +112,15 @@ impl SqliteStore {
         Ok(renewed.rows_affected() == 1)
     }
 
-    pub(super) async fn missed(&self, grace: Duration) -> Result<Vec<CallId>, StoreError> {
+    pub(super) async fn missed(&self, due_before: DateTime<Utc>) -> Result<Vec<CallId>, StoreError> {
         let now = clock::now();
         let mut tx = self.pool.begin().await?;
         let rows = sqlx::query(
-            "UPDATE calls SET status = 'missed', updated_at = ?, last_error = 'fell due while the service was down' \
-             WHERE status = 'scheduled' AND due_at < ? RETURNING id",
+            "UPDATE calls INDEXED BY calls_scheduled_due SET status = 'missed', updated_at = ?, \
+             last_error = 'fell due while the service was down' WHERE status = 'scheduled' AND due_at < ? RETURNING id",
         )
         .bind(millis(now))
-        .bind(millis(earlier(now, grace)))
+        .bind(millis(due_before))
         .fetch_all(&mut *tx)
         .await?;
         let mut ids = Vec::with_capacity(rows.len());
