@@ -43,7 +43,9 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(10))
             .foreign_keys(true);
-        let pool = SqlitePoolOptions::new().max_connections(8).connect_with(options).await?;
+        // A pooled SQLite connection is a file handle, not a socket that can go stale: pinging it
+        // before each use (sqlx's default) only added a round trip to its worker thread per query.
+        let pool = SqlitePoolOptions::new().max_connections(8).test_before_acquire(false).connect_with(options).await?;
         sqlx::migrate!("src/store/migrations/sqlite").run(&pool).await?;
         Ok(Self { pool, changes: ChangeFeed::new() })
     }
