@@ -5,7 +5,7 @@ CHROMIUM := /usr/bin/chromium
 CHROMEDRIVER := /usr/bin/chromedriver
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test soak lint fmt build browser-deps cluster postgres
+.PHONY: run test soak bench lint fmt build browser-deps cluster postgres
 
 ## run: serve on 127.0.0.1:8080; without TELNYX_API_KEY, against the built-in Telnyx simulator
 run:
@@ -57,6 +57,14 @@ cluster:
 ## Debian/Ubuntu), for the PostgreSQL tests and `make cluster`
 postgres:
 	scripts/postgres.sh
+
+## bench: the release build under load: webhook intake against a verify-only ceiling, the timed
+## queue with 1,000,000 calls pending, the page and API, idle memory and start-up; writes
+## target/bench/report.md, report.json and PNG plots (a few minutes; nothing in `make test` times anything)
+FONT := /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf
+bench:
+	@[ -f $(FONT) ] || { $(SUDO) apt-get update && $(SUDO) apt-get install -y fonts-dejavu-core; }
+	$(CARGO) bench --bench bench
 
 ## lint: formatting check and clippy with warnings as errors
 lint:

@@ -9,6 +9,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use crate::calls::PhoneNumber;
+use crate::calls::hours::{CallingHours, QuietAction};
+use crate::calls::machine::MachinePolicy;
+use crate::calls::retry::RetryPolicy;
 
 /// A value that must never be printed: its `Debug` and `Display` show `[redacted]`.
 #[derive(Clone, PartialEq, Eq)]
@@ -93,6 +96,11 @@ const FIELDS: &[(&str, &str, Option<&str>)] = &[
     ("limit_global_day", "DIALAJOKE_LIMIT_GLOBAL_DAY", Some("5000")),
     ("shutdown_secs", "DIALAJOKE_SHUTDOWN_SECS", Some("10")),
     ("clock_offset_secs", "DIALAJOKE_CLOCK_OFFSET_SECS", Some("0")),
+    ("calling_hours", "DIALAJOKE_CALLING_HOURS", Some("08:00-21:00")),
+    ("quiet_hours_action", "DIALAJOKE_QUIET_HOURS_ACTION", Some("defer")),
+    ("retry_attempts", "DIALAJOKE_RETRY_ATTEMPTS", Some("2")),
+    ("retry_spacing_secs", "DIALAJOKE_RETRY_SPACING_SECS", Some("600")),
+    ("answering_machine", "DIALAJOKE_ANSWERING_MACHINE", Some("message")),
 ];
 
 /// Telnyx account settings.
@@ -160,6 +168,14 @@ pub struct Config {
     pub limits: Limits,
     /// For tests of clock skew only: how far this instance's own clock is set off, in seconds.
     pub clock_offset_secs: i64,
+    /// When callees may be rung (their local time).
+    pub calling_hours: CallingHours,
+    /// What happens to a due call in its callee's quiet hours.
+    pub quiet_action: QuietAction,
+    /// How busy and unanswered calls are retried.
+    pub retry: RetryPolicy,
+    /// What to do when an answering machine picks up.
+    pub machine: MachinePolicy,
 }
 
 /// Destination countries calls may go to.
@@ -262,6 +278,13 @@ impl Config {
                 global_day: parse(v, "limit_global_day")?,
             },
             clock_offset_secs: parse(v, "clock_offset_secs")?,
+            calling_hours: parse(v, "calling_hours")?,
+            quiet_action: parse(v, "quiet_hours_action")?,
+            retry: RetryPolicy {
+                retries: parse(v, "retry_attempts")?,
+                spacing: Duration::from_secs(positive(v, "retry_spacing_secs")?),
+            },
+            machine: parse(v, "answering_machine")?,
         })
     }
 }
@@ -430,6 +453,26 @@ mod tests {
         env.push(("DIALAJOKE_MAX_ACTIVE_CALLS", "10"));
         let set = Config::from_sources(None, env_of(&env)).expect("valid");
         assert_eq!((unset.max_active_calls, set.max_active_calls), (None, Some(10)));
+    }
+
+    #[test]
+    fn calling_hours_retries_and_machines_have_their_defaults_and_bad_values_are_named() {
+        let config = Config::from_sources(None, env_of(ACCOUNT)).expect("valid");
+        assert_eq!(config.calling_hours, "08:00-21:00".parse().expect("hours"));
+        assert_eq!(config.quiet_action, QuietAction::Defer);
+        assert_eq!(config.retry, RetryPolicy { retries: 2, spacing: Duration::from_secs(600) });
+        assert_eq!(config.machine, MachinePolicy::LeaveMessage);
+        for (var, value) in [
+            ("DIALAJOKE_CALLING_HOURS", "9 to 5"),
+            ("DIALAJOKE_QUIET_HOURS_ACTION", "ignore"),
+            ("DIALAJOKE_RETRY_SPACING_SECS", "0"),
+            ("DIALAJOKE_ANSWERING_MACHINE", "voicemail"),
+        ] {
+            let mut env = ACCOUNT.to_vec();
+            env.push((var, value));
+            let error = Config::from_sources(None, env_of(&env)).expect_err("must fail").to_string();
+            assert!(error.contains(var), "{error}");
+        }
     }
 
     #[test]

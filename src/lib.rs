@@ -10,6 +10,7 @@ pub mod config;
 pub mod demo;
 pub mod jokes;
 pub mod ngrok;
+pub mod rules;
 pub mod scheduler;
 pub mod sim;
 pub mod store;
@@ -25,8 +26,12 @@ use actix_web::{App, HttpServer, web as actix};
 use tokio_util::sync::CancellationToken;
 
 use crate::calls::flow::{CallFlow, FlowSettings};
-use crate::calls::service::{CallService, Policy};
+use crate::calls::policy::Policy;
+use crate::calls::service::CallService;
 use crate::config::Config;
+use crate::rules::plan::PlanSettings;
+use crate::rules::service::RuleService;
+use crate::scheduler::materialise::Materialiser;
 use crate::scheduler::{QueueSettings, TimedQueue, housekeeping};
 use crate::store::{DialLimits, LeaseTerms, Store};
 use crate::telnyx::client::{ClientConfig, TelnyxClient};
@@ -76,6 +81,7 @@ pub struct Application {
     server: actix_web::dev::Server,
     queue: TimedQueue,
     flow: CallFlow,
+    materialiser: Materialiser,
     /// Cancelled when a stop signal arrives, before the server drains (see [`AppState::closing`]).
     closing: CancellationToken,
     shutdown: CancellationToken,
@@ -103,8 +109,12 @@ impl Application {
         let webhook_url = format!("{public_url}/webhook");
         let flow = build_flow(&config, Arc::clone(&store), &webhook_url)?;
         let queue = TimedQueue::new(Arc::clone(&store), Arc::new(flow.clone()), queue_settings(&config));
+        flow.wake_with(queue.downgrade());
+        let plan = PlanSettings { grace: config.grace, hours: config.calling_hours, quiet: config.quiet_action };
+        let materialiser = Materialiser::new(Arc::clone(&store), queue.clone(), plan);
         let closing = CancellationToken::new();
         let state = AppState {
+            rules: RuleService::new(Arc::clone(&store), materialiser.clone(), policy(&config)),
             calls: CallService::new(store, queue.clone(), policy(&config)),
             flow: flow.clone(),
             webhook_key: webhook_key(&config)?,
@@ -123,6 +133,7 @@ impl Application {
             server,
             queue,
             flow,
+            materialiser,
             closing,
             shutdown: CancellationToken::new(),
             drain: config.shutdown_timeout,
@@ -147,12 +158,15 @@ impl Application {
     /// Serves until SIGINT/SIGTERM (or the server is stopped), then drains in-flight work within
     /// the configured bound.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        let housekeeper = housekeeping::start(self.flow.clone()).await.map_err(std::io::Error::other)?;
-        // Take over the dials a previous run left unfinished before the queue claims anything, so
-        // none of this run's own claims passes for an orphan. Only the store is waited on here:
-        // resends and replayed webhook events run in the background, since nothing is served
-        // until the server is awaited below and a slow Telnyx must hold up neither it nor the queue.
-        housekeeping::sweep(&self.flow, true).await;
+        let housekeeper =
+            housekeeping::start(self.flow.clone(), self.materialiser.clone()).await.map_err(std::io::Error::other)?;
+        // Decide what rules make up after downtime, and take over the dials a previous run left
+        // unfinished, before the queue claims anything: so a late rule call is settled by its
+        // catch-up policy, and none of this run's own claims passes for an orphan. Only the store
+        // is waited on here: resends and replayed webhook events run in the background, since
+        // nothing is served until the server is awaited below and a slow Telnyx must hold up
+        // neither it nor the queue.
+        housekeeping::sweep(&self.flow, &self.materialiser, true).await;
         let queue = self.queue.clone();
         let (token, drain) = (self.shutdown.clone(), self.drain);
         let queue_task = tokio::spawn(async move { queue.run(token, drain).await });
@@ -220,12 +234,19 @@ fn build_flow(config: &Config, store: Arc<dyn Store>, webhook_url: &str) -> Resu
         ring_timeout_secs: config.ring_timeout_secs,
         lease: lease_terms(config),
         limits: dial_limits(config),
+        machine: config.machine,
+        retry: config.retry,
     };
     Ok(CallFlow::new(store, telnyx, jokes, settings))
 }
 
 fn policy(config: &Config) -> Policy {
-    Policy { horizon: config.horizon, countries: config.allowed_countries.clone(), limits: config.limits }
+    Policy {
+        horizon: config.horizon,
+        countries: config.allowed_countries.clone(),
+        limits: config.limits,
+        hours: config.calling_hours,
+    }
 }
 
 fn queue_settings(config: &Config) -> QueueSettings {
@@ -235,6 +256,8 @@ fn queue_settings(config: &Config) -> QueueSettings {
         window: 10_000,
         batch: 500,
         limits: dial_limits(config),
+        calling_hours: config.calling_hours,
+        quiet: config.quiet_action,
     }
 }
 

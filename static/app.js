@@ -1,5 +1,6 @@
 // Dial-A-Joke: what the script adds to pages that work without it.
-// - The schedule form's empty fields get the browser's time zone and a time a couple of minutes ahead.
+// - The schedule form's empty fields get the browser's time zone and a time a couple of minutes ahead;
+//   the recurring-call form's empty zone gets the browser's zone too.
 // - The browser's zone is remembered in a cookie, so the chart counts the viewer's days.
 // - A call due in another zone also shows its time in the viewer's zone.
 // - The lists, the chart and a call's timeline follow the server's event stream (/events), live.
@@ -163,6 +164,10 @@
     if (statusOf(old) !== statusOf(row)) {
       announce(row.querySelector(".call-to").textContent + ", " + row.querySelector(".badge").textContent);
     }
+    // A recurring call that moved on changes its rule's "next call".
+    if (row.getAttribute("data-rule")) {
+      refresh("/", ["rules-list"]);
+    }
   }
 
   function showChart(message) {
@@ -201,7 +206,7 @@
     follow({
       call: showCall,
       chart: showChart,
-      resync: function () { refresh("/", ["upcoming-list", "recent-list"], showViewerTimes); }
+      resync: function () { refresh("/", ["rules-list", "upcoming-list", "recent-list"], showViewerTimes); }
     });
   }
 
@@ -227,6 +232,10 @@
   if (form) {
     prefill(form);
     followSchedulePage();
+  }
+  var ruleForm = document.getElementById("rule-form");
+  if (ruleForm) {
+    fillIfEmpty(ruleForm.elements.namedItem("timezone"), viewerZone);
   }
   var detail = document.getElementById("call-detail");
   if (detail) {

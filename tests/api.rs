@@ -201,3 +201,26 @@ async fn unknown_calls_are_404_problems() {
         problem(app.http.delete(format!("{}/api/calls/{id}", app.base)).send().await.expect("sent"), 404).await;
     }
 }
+
+#[tokio::test]
+async fn a_call_in_the_callees_quiet_hours_is_refused_naming_the_field_that_set_the_time() {
+    let mut options = ten_year_horizon();
+    options.env.push(("DIALAJOKE_CALLING_HOURS", "08:00-21:00".to_owned()));
+    let app = spawn_app_with(options).await;
+    let year = future_year();
+
+    let late_local = app
+        .post_call(&json!({"to": IRISH, "date": format!("{year}-01-15"), "time": "21:00", "timezone": "Europe/Dublin"}))
+        .await;
+    // A bare instant to an Irish number is judged on Dublin's clock (GMT in January).
+    let night_instant = app.post_call(&json!({"to": IRISH, "at": format!("{year}-01-15T07:59:00Z")})).await;
+    let last_minute = app
+        .post_call(&json!({"to": IRISH, "date": format!("{year}-01-15"), "time": "20:59", "timezone": "Europe/Dublin"}))
+        .await;
+
+    let late = problem(late_local, 422).await;
+    assert_eq!(fields(&late), ["time"]);
+    assert!(late["errors"][0]["message"].as_str().is_some_and(|m| m.contains("quiet hours")), "{late}");
+    assert_eq!(fields(&problem(night_instant, 422).await), ["at"]);
+    assert_eq!(last_minute.status(), 201);
+}

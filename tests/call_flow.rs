@@ -7,29 +7,10 @@ mod common;
 use std::time::Duration;
 
 use base64::Engine;
+use common::flow::{SOON, counts, dial_bodies, requests_of, run_to_the_end};
 use common::{Options, TestApp, spawn_app, spawn_app_with};
-use dialajoke::sim::{
-    ApiFault, ApiFaultKind, Behaviour, FaultTarget, Faults, JournalEntry, RequestKind, RequestRecord, test_number,
-};
+use dialajoke::sim::{ApiFault, ApiFaultKind, Behaviour, FaultTarget, Faults, JournalEntry, RequestKind, test_number};
 use serde_json::Value;
-
-const SOON: Duration = Duration::from_millis(700);
-
-fn counts(app: &TestApp) -> [usize; 3] {
-    [RequestKind::Dial, RequestKind::Speak, RequestKind::Hangup].map(|kind| app.sim.count_requests(kind))
-}
-
-fn dial_bodies(app: &TestApp) -> Vec<Value> {
-    requests_of(app, RequestKind::Dial).into_iter().map(|request| request.body).collect()
-}
-
-async fn run_to_the_end(app: &TestApp, behaviour: Behaviour) -> Value {
-    let created = app.schedule_in(test_number(behaviour), SOON).await;
-    let id = created["id"].as_str().expect("id").to_owned();
-    app.wait_until_final(&id).await;
-    app.sim.wait_until_idle(common::FLOW_BOUND).await.expect("simulator settles");
-    app.call(&id).await
-}
 
 #[tokio::test]
 async fn an_answered_call_hears_a_joke_and_is_hung_up_and_completed() {
@@ -350,17 +331,6 @@ async fn a_dial_cut_short_too_long_ago_is_failed_not_redialed() {
 }
 
 /// The API requests of `kind` the simulator received, in order.
-fn requests_of(app: &TestApp, kind: RequestKind) -> Vec<RequestRecord> {
-    app.sim
-        .journal()
-        .into_iter()
-        .filter_map(|entry| match entry {
-            JournalEntry::Request(request) if request.kind == Some(kind) => Some(request),
-            _ => None,
-        })
-        .collect()
-}
-
 /// Every API request fails: half of them with a 500, the rest with a 429 asking for a second's wait.
 fn telnyx_outage() -> Faults {
     let mut failing = ApiFault::next(ApiFaultKind::InternalError, u32::MAX);

@@ -1,7 +1,7 @@
-//! Hostile scheduling input, table-driven: every field tried with wrong types, empty, huge,
-//! unicode, control characters, injection strings, impossible dates, DST gaps, past times,
-//! unknown zones, premium-rate and malformed numbers. Each gets 422 naming the field, and
-//! nothing is stored.
+//! Hostile scheduling input, table-driven: every field of a call and of a recurring rule tried
+//! with wrong types, empty, huge, unicode, control characters, injection strings, impossible
+//! dates, DST gaps, past times, unknown zones, premium-rate and malformed numbers. Each gets 422
+//! naming the field, and nothing is stored.
 
 mod common;
 
@@ -45,8 +45,22 @@ fn hostile_values() -> Vec<(&'static str, Value)> {
     ]
 }
 
+/// A weekly (or, for `cron`, a cron) rule that is valid except for `field`, set to `value`.
+fn rule_with(field: &str, value: Value) -> Value {
+    let repeat = if field == "cron" { "cron" } else { "weekly" };
+    let mut body = json!({
+        "to": GOOD_TO, "timezone": "Europe/Dublin", "repeat": repeat, "day": "sun", "time": "10:00",
+        "cron": "0 10 * * SUN", "catch_up": "once", "catch_up_minutes": "60",
+    });
+    body[field] = value;
+    body
+}
+
 async fn assert_refused(app: &common::TestApp, body: &Value, field: &str, what: &str) {
-    let response = app.post_call(body).await;
+    assert_refused_by(app.post_call(body).await, field, what).await;
+}
+
+async fn assert_refused_by(response: reqwest::Response, field: &str, what: &str) {
     assert_eq!(response.status(), 422, "{field} = {what}");
     let problem: Value = response.json().await.expect("problem JSON");
     let fields: Vec<&str> =
@@ -63,6 +77,21 @@ async fn every_field_refuses_every_hostile_value_by_name_and_stores_nothing() {
         }
     }
     assert_eq!(app.count_rows("calls").await, 0);
+}
+
+#[tokio::test]
+async fn every_rule_field_refuses_every_hostile_value_by_name_and_stores_nothing() {
+    let app = spawn_app_with(ten_year_horizon()).await;
+    for field in ["to", "timezone", "repeat", "time", "day", "cron", "catch_up", "catch_up_minutes"] {
+        for (what, value) in hostile_values() {
+            // The catch-up fields are optional: left empty, they take their defaults.
+            if field.starts_with("catch_up") && value.as_str().is_some_and(|v| v.trim().is_empty()) {
+                continue;
+            }
+            assert_refused_by(app.post_schedule(&rule_with(field, value)).await, field, what).await;
+        }
+    }
+    assert_eq!((app.count_rows("schedules").await, app.count_rows("calls").await), (0, 0));
 }
 
 #[tokio::test]
@@ -136,6 +165,10 @@ fn any_json() -> impl proptest::strategy::Strategy<Value = Value> {
             Just("date".to_owned()),
             Just("time".to_owned()),
             Just("timezone".to_owned()),
+            Just("repeat".to_owned()),
+            Just("day".to_owned()),
+            Just("cron".to_owned()),
+            Just("catch_up_minutes".to_owned()),
             any::<String>()
         ];
         prop_oneof![
@@ -154,5 +187,7 @@ async fn no_random_json_body_makes_the_api_fail_on_our_side() {
         let body = any_json().new_tree(&mut runner).expect("a value").current();
         let response = app.post_call(&body).await;
         assert!(response.status().as_u16() < 500, "{body} → {}", response.status());
+        let response = app.post_schedule(&body).await;
+        assert!(response.status().as_u16() < 500, "rule {body} → {}", response.status());
     }
 }

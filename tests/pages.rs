@@ -1,5 +1,6 @@
 //! The scheduling page: anti-forgery cookie and token, security headers, no third-party content,
-//! scheduling and cancelling through forms, and errors shown next to the fields they are about.
+//! scheduling and cancelling through forms, recurring calls set up, paused, resumed and deleted
+//! through forms, and errors shown next to the fields they are about.
 
 mod common;
 
@@ -311,4 +312,84 @@ async fn the_chart_counts_todays_outcomes_in_the_zone_the_browser_reported() {
     assert!(html.contains("Joke told <span class=\"muted\">(1)</span>"), "{html}");
     assert!(unescape(&html).contains("days in Pacific/Kiritimati"));
     assert!(html.contains("<svg class=\"chart-svg\""));
+}
+
+/// The recurring-call form's fields for a weekly rule, with the session's token.
+fn weekly_rule_fields<'a>(session: &'a Session, to: &'a str, time: &'a str) -> Vec<(&'a str, &'a str)> {
+    vec![
+        ("csrf_token", &session.token),
+        ("to", to),
+        ("timezone", "Europe/Dublin"),
+        ("repeat", "weekly"),
+        ("day", "sun"),
+        ("time", time),
+        ("cron", ""),
+        ("catch_up", "once"),
+        ("catch_up_minutes", "60"),
+    ]
+}
+
+#[tokio::test]
+async fn a_recurring_call_set_up_on_the_page_is_listed_with_its_next_call_and_can_be_paused_resumed_and_deleted() {
+    let app = spawn_app().await;
+    let session = open_session(&app).await;
+
+    let created = submit(&app, &session, "/schedules", &weekly_rule_fields(&session, IRISH, "10:00")).await;
+
+    assert_eq!(created.status(), 303);
+    let location = created.headers()["location"].to_str().expect("ascii").to_owned();
+    let rule = location.strip_prefix("/?rule_created=").expect("redirect names the rule").to_owned();
+    let html = assert_html(get_page(&app, &location).await, 200).await;
+    let flash = text_after(&html, "class=\"flash\" role=\"status\">").expect("a success message");
+    assert!(flash.contains("every Sunday at 10:00 (Europe/Dublin)") && flash.contains("Next call: Sun"), "{flash}");
+    assert!(html.contains(&format!("id=\"rule-{rule}\"")), "the rule is listed");
+
+    let paused = submit(&app, &session, &format!("/schedules/{rule}/pause"), &[("csrf_token", &session.token)]).await;
+    assert_eq!(paused.headers()["location"], format!("/?rule_paused={rule}").as_str());
+    let html = get_page(&app, "/").await.text().await.expect("page");
+    assert!(html.contains("Paused: no calls until it is resumed."), "the page says it is paused");
+
+    let resumed = submit(&app, &session, &format!("/schedules/{rule}/resume"), &[("csrf_token", &session.token)]).await;
+    assert_eq!(resumed.headers()["location"], format!("/?rule_resumed={rule}").as_str());
+    let shown: Value = app.schedule(&rule).await.json().await.expect("rule");
+    assert_eq!(shown["status"], "active");
+
+    let deleted = submit(&app, &session, &format!("/schedules/{rule}/delete"), &[("csrf_token", &session.token)]).await;
+    assert_eq!(deleted.headers()["location"], "/?rule_deleted=1");
+    assert_eq!(app.schedule(&rule).await.status(), 404);
+}
+
+#[tokio::test]
+async fn an_invalid_recurring_call_form_is_shown_again_with_each_message_beside_its_field() {
+    let app = spawn_app().await;
+    let session = open_session(&app).await;
+
+    let response = submit(&app, &session, "/schedules", &weekly_rule_fields(&session, "12", "25:00")).await;
+
+    let html = assert_html(response, 422).await;
+    for (field, message) in [("rule-to", "international form"), ("rule-time", "not a time")] {
+        let block = field_block(&html, field);
+        assert!(block.contains(&format!("id=\"{field}-error\"")) && block.contains(message), "{field}: {block}");
+    }
+    assert_eq!(input_value(&html[html.find("id=\"rule-form\"").expect("rule form")..], "to").as_deref(), Some("12"));
+    let listing: Value =
+        app.http.get(format!("{}/api/schedules", app.base)).send().await.expect("sent").json().await.expect("JSON");
+    assert_eq!(listing["schedules"], json!([]));
+}
+
+#[tokio::test]
+async fn the_recurring_call_buttons_refuse_a_form_without_its_token() {
+    let app = spawn_app().await;
+    let session = open_session(&app).await;
+    let created = submit(&app, &session, "/schedules", &weekly_rule_fields(&session, IRISH, "10:00")).await;
+    let location = created.headers()["location"].to_str().expect("ascii").to_owned();
+    let rule = location.strip_prefix("/?rule_created=").expect("redirect names the rule").to_owned();
+
+    let response = submit(&app, &session, &format!("/schedules/{rule}/pause"), &[]).await;
+    let unknown = submit(&app, &session, &format!("/schedules/{rule}/shred"), &[("csrf_token", &session.token)]).await;
+
+    assert_html(response, 403).await;
+    assert_html(unknown, 404).await;
+    let shown: Value = app.schedule(&rule).await.json().await.expect("rule");
+    assert_eq!(shown["status"], "active");
 }

@@ -52,6 +52,20 @@ fn an_answered_example_yields_ids_time_state_and_attempt() {
 }
 
 #[test]
+fn a_greeting_ended_event_is_read_with_its_result() {
+    // No official example exists; this is the schema's example (see machine-greeting-ended.schemas.json).
+    let schemas = format!("{}/tests/fixtures/telnyx/machine-greeting-ended.schemas.json", env!("CARGO_MANIFEST_DIR"));
+    let schemas: Value = serde_json::from_slice(&std::fs::read(&schemas).expect("schemas")).expect("JSON");
+    let data = schemas["components"]["schemas"]["CallMachineGreetingEnded"]["example"].clone();
+    let body = serde_json::to_vec(&json!({ "data": data })).expect("serializable");
+
+    let webhook = parse(&body).expect("parses");
+
+    assert_eq!(webhook.kind, EventKind::MachineGreetingEnded { result: Some("beep_detected".into()) });
+    assert_eq!(webhook.event_type, "call.machine.greeting.ended");
+}
+
+#[test]
 fn the_machine_detection_example_has_no_call_control_id() {
     let webhook = parse(&example("call.machine.detection.ended")).expect("parses");
 

@@ -1,44 +1,25 @@
 //! The timed queue over a real store of each backend, driven step by step (no sleeping): what is
 //! due by the store's clock is claimed once, what is not due waits, cancelled and overdue calls
-//! are never dialed, and the dial limits hold dials back.
+//! are never dialed, and the dial limits hold dials back. On SQLite, with the store's clock set to
+//! chosen instants: a call that falls due in its callee's quiet hours is moved to the morning or
+//! marked, never dialled.
 
 mod common;
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use common::backends::{TestStore, on_both_backends};
-use dialajoke::calls::{Call, CallId, CallStatus, DueAt};
-use dialajoke::scheduler::{Dispatch, QueueSettings, StepOutcome, TimedQueue};
-use dialajoke::store::{DialLimits, LeaseTerms};
-
-/// Records what the queue hands over instead of dialing.
-#[derive(Default)]
-struct Recorder {
-    dispatched: Mutex<Vec<CallId>>,
-}
-
-#[async_trait]
-impl Dispatch for Recorder {
-    async fn dispatch(&self, call: Call) {
-        self.dispatched.lock().expect("not poisoned").push(call.id);
-    }
-}
+use common::scheduler::{Recorder, Scheduler, queue_settings as settings, scheduler};
+use dialajoke::calls::hours::QuietAction;
+use dialajoke::calls::{CallId, CallStatus, DueAt};
+use dialajoke::scheduler::{QueueSettings, StepOutcome, TimedQueue};
+use dialajoke::store::DialLimits;
 
 struct Fixture {
     t: TestStore,
     queue: TimedQueue,
-}
-
-fn settings(window: u32, limits: DialLimits) -> QueueSettings {
-    QueueSettings {
-        lease: LeaseTerms { owner: "test".into(), ttl: Duration::from_secs(60) },
-        grace: Duration::from_secs(600),
-        window,
-        batch: 100,
-        limits,
-    }
 }
 
 fn fixture(t: TestStore, settings: QueueSettings) -> Fixture {
@@ -177,4 +158,77 @@ async fn the_limit_of_calls_at_once_holds_back_dials(t: TestStore) {
     let StepOutcome::Dispatched(batch) = first else { panic!("expected a dispatch, got {first:?}") };
     assert_eq!(batch.len(), 2);
     assert_eq!(second, StepOutcome::Full);
+}
+
+fn at(text: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(text).expect("valid instant").with_timezone(&Utc)
+}
+
+/// Settings with calling hours 08:00–21:00 and `quiet` for calls outside them.
+fn with_calling_hours(quiet: QuietAction) -> QueueSettings {
+    QueueSettings {
+        calling_hours: "08:00-21:00".parse().expect("hours"),
+        quiet,
+        ..settings(100, DialLimits::unlimited())
+    }
+}
+
+#[tokio::test]
+async fn a_call_falling_due_at_three_in_the_morning_is_moved_to_eight_and_dialled_then() {
+    let f = scheduler(with_calling_hours(QuietAction::Defer)).await;
+    // A bare instant to an Irish number is judged on Dublin's clock: GMT in January.
+    let id = add_at(&f, at("2026-01-15T03:00:00Z")).await;
+
+    let at_three = f.step(at("2026-01-15T03:00:01Z")).await.expect("step");
+
+    assert_eq!(at_three, StepOutcome::Dispatched(vec![]));
+    let held = f.call(id).await;
+    assert_eq!((held.status, held.due_at.instant()), (CallStatus::Scheduled, at("2026-01-15T08:00:00Z")));
+    let history = f.store.history(id).await.expect("history");
+    assert!(history.iter().any(|entry| entry.kind == "deferred"), "{history:?}");
+    assert!(matches!(f.step(at("2026-01-15T07:59:59Z")).await.expect("step"), StepOutcome::Idle(Some(_))));
+    assert_eq!(f.step(at("2026-01-15T08:00:00Z")).await.expect("step"), StepOutcome::Dispatched(vec![id]));
+}
+
+#[tokio::test]
+async fn a_call_falling_due_in_quiet_hours_is_marked_missed_when_so_configured() {
+    let f = scheduler(with_calling_hours(QuietAction::Mark)).await;
+    let id = add_at(&f, at("2026-01-15T21:00:00Z")).await;
+
+    let outcome = f.step(at("2026-01-15T21:00:30Z")).await.expect("step");
+
+    assert_eq!(outcome, StepOutcome::Dispatched(vec![]));
+    let marked = f.call(id).await;
+    assert_eq!(marked.status, CallStatus::Missed);
+    assert!(marked.last_error.is_some_and(|e| e.contains("quiet hours")));
+}
+
+#[tokio::test]
+async fn the_last_minute_before_quiet_hours_still_rings_and_the_first_does_not() {
+    let f = scheduler(with_calling_hours(QuietAction::Defer)).await;
+    let last = add_at(&f, at("2026-01-15T20:59:00Z")).await;
+    let first_quiet = add_at(&f, at("2026-01-15T21:00:00Z")).await;
+
+    let before = f.step(at("2026-01-15T20:59:30Z")).await.expect("step");
+    let after = f.step(at("2026-01-15T21:00:00Z")).await.expect("step");
+
+    assert_eq!(before, StepOutcome::Dispatched(vec![last]));
+    assert_eq!(after, StepOutcome::Dispatched(vec![]));
+    assert_eq!(f.call(first_quiet).await.due_at.instant(), at("2026-01-16T08:00:00Z"));
+}
+
+#[tokio::test]
+async fn a_call_held_up_by_an_outage_until_night_is_checked_against_the_callees_own_clock() {
+    let f = scheduler(with_calling_hours(QuietAction::Defer)).await;
+    // Due 20:58 in New York (01:58 UTC, EST); the queue only gets to it at 21:05 there, still
+    // within the grace period.
+    let id = f.add_call("+1 201 555 0100", "America/New_York", at("2026-01-16T01:58:00Z")).await;
+
+    f.step(at("2026-01-16T02:05:00Z")).await.expect("step");
+
+    assert_eq!(f.call(id).await.due_at.instant(), at("2026-01-16T13:00:00Z"));
+}
+
+async fn add_at(f: &Scheduler, due: DateTime<Utc>) -> CallId {
+    f.add_call("+353 1 234 5678", "UTC", due).await
 }

@@ -93,6 +93,22 @@ async fn the_same_event_delivered_twice_is_acknowledged_twice_and_recorded_once(
 }
 
 #[tokio::test]
+async fn the_same_event_delivered_32_times_at_once_is_acknowledged_every_time_and_recorded_once() {
+    // Concurrent deliveries are written in shared transactions: copies of one event can land in
+    // the same group and must still count once.
+    let app = spawn_app().await;
+    let (event_id, body) = answered();
+
+    let responses = join_all((0..32).map(|_| app.post_webhook(body.clone()))).await;
+
+    for response in responses {
+        assert_acknowledged(response).await;
+    }
+    assert_eq!(app.count_rows("inbox").await, 1);
+    wait_until_processed(&app, &event_id).await;
+}
+
+#[tokio::test]
 async fn a_signature_made_with_another_key_is_refused_as_unauthorized() {
     let app = spawn_app().await;
     let stranger = Signer::from_seed(&[9; 32]);

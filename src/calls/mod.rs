@@ -1,9 +1,16 @@
 //! The calls domain: values that can only be valid (numbers, instants, zones), the call record,
 //! the state machine, and the call flow that reacts to Telnyx's webhooks.
 
+pub mod country_zones;
 pub mod flow;
+pub mod hours;
+pub mod inbox;
+pub mod local_time;
+pub mod machine;
 pub mod outcomes;
 pub mod phone;
+pub mod policy;
+pub mod retry;
 pub mod schedule;
 pub mod service;
 pub mod state;
@@ -14,6 +21,8 @@ use std::str::FromStr;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use uuid::Uuid;
+
+use crate::rules::RuleId;
 
 pub use phone::{PhoneError, PhoneNumber};
 pub use schedule::{DueAt, FieldError, Schedule, ScheduleInput, ScheduleRules, Timezone, ValidationErrors};
@@ -105,6 +114,12 @@ pub struct Call {
     pub created_at: DateTime<Utc>,
     /// When it last changed.
     pub updated_at: DateTime<Utc>,
+    /// The recurring rule it was made for (an occurrence of it, or a retry of one).
+    pub rule: Option<RuleId>,
+    /// The rule's occurrence it stands for; None for one-off calls and retries.
+    pub occurrence_at: Option<DateTime<Utc>>,
+    /// For a retry: the first call of its chain, and which retry it is (1, 2, …).
+    pub retry: Option<(CallId, u32)>,
 }
 
 /// One line of a call's history.

@@ -58,6 +58,16 @@ impl PhoneNumber {
         Ok(Self(parsed.format().mode(Mode::E164).to_string()))
     }
 
+    /// A number read back from the store, which only ever holds numbers that passed
+    /// [`PhoneNumber::parse`]: only the E.164 shape is checked. libphonenumber's parse is the
+    /// most expensive step of listing calls, and the answer cannot have changed since.
+    pub fn from_stored(e164: String) -> Option<Self> {
+        let digits = e164.strip_prefix('+')?;
+        let shaped =
+            (2..=15).contains(&digits.len()) && !digits.starts_with('0') && digits.bytes().all(|b| b.is_ascii_digit());
+        shaped.then_some(Self(e164))
+    }
+
     /// The ISO 3166 region the number belongs to, e.g. `IE` (None for non-geographic numbers).
     pub fn region(&self) -> Option<String> {
         let parsed = phonenumber::parse(None, &self.0).ok()?;
@@ -101,6 +111,15 @@ mod tests {
     fn a_number_knows_its_region() {
         assert_eq!(PhoneNumber::parse("+353 1 234 5678").expect("valid").region().as_deref(), Some("IE"));
         assert_eq!(PhoneNumber::parse("+1 202 555 0142").expect("valid").region().as_deref(), Some("US"));
+    }
+
+    #[test]
+    fn a_parsed_number_reads_back_from_the_store_unchanged_and_junk_does_not() {
+        let number = PhoneNumber::parse("+353 1 234 5678").expect("valid");
+        assert_eq!(PhoneNumber::from_stored(number.as_str().to_owned()), Some(number));
+        for junk in ["", "+", "35312345678", "+0123", "+1 202 555 0142", "+1234567890123456"] {
+            assert_eq!(PhoneNumber::from_stored(junk.to_owned()), None, "{junk:?}");
+        }
     }
 
     #[test]

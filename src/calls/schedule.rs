@@ -29,7 +29,8 @@ impl ValidationErrors {
         Self(vec![FieldError { field: field.into(), message: message.into() }])
     }
 
-    fn push(&mut self, field: &str, message: impl Into<String>) {
+    /// Adds an error for `field`.
+    pub fn push(&mut self, field: &str, message: impl Into<String>) {
         self.0.push(FieldError { field: field.into(), message: message.into() });
     }
 }
@@ -62,6 +63,11 @@ pub struct DueAt(DateTime<Utc>);
 impl DueAt {
     /// Wraps an instant read back from the store (it was valid when accepted).
     pub fn from_stored(at: DateTime<Utc>) -> Self {
+        Self(at)
+    }
+
+    /// An instant the service chose itself: a rule's occurrence, a retry, the end of quiet hours.
+    pub fn planned(at: DateTime<Utc>) -> Self {
         Self(at)
     }
 

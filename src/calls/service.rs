@@ -2,18 +2,16 @@
 //! so handlers never talk to the store or the queue themselves.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use chrono_tz::Tz;
 use tokio::sync::broadcast;
 
+use super::hours::{callee_zone, quiet_hours_message};
 use super::outcomes::{self, DayOutcomes};
+use super::policy::{Policy, PolicyError};
 use super::state::{self, CallEvent, Transition};
-use super::{
-    Call, CallId, CallStatus, HistoryEntry, PhoneNumber, Schedule, ScheduleInput, ScheduleRules, ValidationErrors,
-};
+use super::{Call, CallId, CallStatus, HistoryEntry, Schedule, ScheduleInput, ScheduleRules, ValidationErrors};
 use crate::clock;
-use crate::config::{Countries, Limits};
 use crate::scheduler::TimedQueue;
 use crate::store::{CallPatch, Inserted, ListQuery, NewCall, Store, StoreError};
 
@@ -26,26 +24,9 @@ pub enum ScheduleError {
     /// The idempotency key was used before with a different request.
     #[error("this Idempotency-Key was already used with a different request")]
     KeyReused,
-    /// The number is in a country calls may not go to.
-    #[error("calls to {} are not allowed here; allowed: {allowed}", region.as_deref().unwrap_or("this number"))]
-    CountryNotAllowed {
-        /// The number's region, when it has one.
-        region: Option<String>,
-        /// The allowed regions, in words.
-        allowed: String,
-    },
-    /// A scheduling limit was reached.
-    #[error("too many calls scheduled {scope} in the last {window}: the limit is {limit}")]
-    RateLimited {
-        /// "to this number" or "in all".
-        scope: &'static str,
-        /// "hour" or "day".
-        window: &'static str,
-        /// The limit.
-        limit: u64,
-        /// The window's length in seconds (when a retry may succeed at the latest).
-        window_secs: u64,
-    },
+    /// The destination or the number of calls is not allowed.
+    #[error(transparent)]
+    Refused(#[from] PolicyError),
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -72,17 +53,6 @@ pub struct Scheduled {
     pub call: Call,
     /// True when an earlier request with the same Idempotency-Key created it.
     pub replayed: bool,
-}
-
-/// What scheduling allows.
-#[derive(Debug, Clone)]
-pub struct Policy {
-    /// How far ahead calls may be scheduled.
-    pub horizon: chrono::Duration,
-    /// Where calls may go.
-    pub countries: Countries,
-    /// How many calls may be scheduled.
-    pub limits: Limits,
 }
 
 /// The calls service; cheap to clone.
@@ -113,7 +83,7 @@ impl CallService {
         // instance accepts the same instants whatever its own clock says.
         let rules = ScheduleRules { now: self.store.now().await?, horizon: self.policy.horizon };
         let schedule = Schedule::parse(input, rules).map_err(ScheduleError::Invalid)?;
-        self.check_policy(&schedule.to).await?;
+        self.check_policy(input, &schedule).await?;
         let new =
             NewCall { id: CallId::new(), schedule, idempotency: key.map(|k| (k.to_owned(), fingerprint.clone())) };
         match self.store.insert_call(&new).await? {
@@ -125,34 +95,19 @@ impl CallService {
         }
     }
 
-    /// Refuses destinations outside the allowed countries and numbers or totals over the limits.
-    async fn check_policy(&self, to: &PhoneNumber) -> Result<(), ScheduleError> {
-        let region = to.region();
-        if !self.policy.countries.allows(region.as_deref()) {
-            let allowed = match &self.policy.countries {
-                Countries::Any => "anywhere".to_owned(),
-                Countries::Only(list) => list.join(", "),
-            };
-            return Err(ScheduleError::CountryNotAllowed { region, allowed });
+    /// Refuses destinations outside the allowed countries, numbers or totals over the limits, and
+    /// moments in the callee's quiet hours (named against the field that set the moment).
+    async fn check_policy(&self, input: &ScheduleInput, schedule: &Schedule) -> Result<(), ScheduleError> {
+        self.policy.check_country(&schedule.to)?;
+        let zone = callee_zone(schedule.timezone, &schedule.to);
+        if let Some(allowed) = self.policy.hours.next_allowed(schedule.due_at.instant(), zone) {
+            let field = if input.at.is_some() { "at" } else { "time" };
+            return Err(ScheduleError::Invalid(ValidationErrors::one(
+                field,
+                quiet_hours_message(&self.policy.hours, schedule.due_at.instant(), allowed, zone),
+            )));
         }
-        let (hour, day) = (Duration::from_secs(3600), Duration::from_secs(86_400));
-        let limits = self.policy.limits;
-        let checks = [
-            (Some(to), "to this number", limits.per_number_hour, limits.per_number_day),
-            (None, "in all", limits.global_hour, limits.global_day),
-        ];
-        for (number, scope, per_hour, per_day) in checks {
-            if per_hour == 0 && per_day == 0 {
-                continue;
-            }
-            let (in_hour, in_day) = self.store.count_scheduled(number, hour, day).await?;
-            if per_hour > 0 && in_hour >= per_hour {
-                return Err(ScheduleError::RateLimited { scope, window: "hour", limit: per_hour, window_secs: 3600 });
-            }
-            if per_day > 0 && in_day >= per_day {
-                return Err(ScheduleError::RateLimited { scope, window: "day", limit: per_day, window_secs: 86_400 });
-            }
-        }
+        self.policy.check_limits(self.store.as_ref(), Some(&schedule.to)).await?;
         Ok(())
     }
 

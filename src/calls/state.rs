@@ -132,6 +132,8 @@ pub enum CallEvent {
     Answered,
     /// `call.speak.started`.
     SpeakStarted,
+    /// An answering machine picked up and the service hangs up on machines: nobody heard the joke.
+    MachineHungUp,
     /// `call.hangup`, with Telnyx's `hangup_cause`.
     Hangup {
         /// The cause as Telnyx reports it, e.g. `user_busy`.
@@ -164,6 +166,7 @@ pub fn transition(current: CallStatus, event: &CallEvent) -> Transition {
         CallEvent::Initiated => CallStatus::Ringing,
         CallEvent::Answered => CallStatus::Answered,
         CallEvent::SpeakStarted => CallStatus::Speaking,
+        CallEvent::MachineHungUp => CallStatus::NoAnswer,
         CallEvent::Hangup { cause } => final_status(current, cause.as_deref()),
     };
     if current.is_terminal() {
@@ -238,6 +241,13 @@ mod tests {
             assert_eq!(transition(Cancelled, &event), Transition::Ignore);
         }
         assert_eq!(transition(Scheduled, &CallEvent::Cancelled), Transition::To(Cancelled));
+    }
+
+    #[test]
+    fn hanging_up_on_an_answering_machine_counts_as_no_answer_and_a_later_hangup_changes_nothing() {
+        assert_eq!(transition(Answered, &CallEvent::MachineHungUp), Transition::To(NoAnswer));
+        let hangup = CallEvent::Hangup { cause: Some("normal_clearing".into()) };
+        assert_eq!(transition(NoAnswer, &hangup), Transition::Ignore);
     }
 
     #[test]

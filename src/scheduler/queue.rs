@@ -3,10 +3,13 @@
 //! wake, by the store's clock: due calls are then claimed from the store in one atomic step within
 //! the dial limits every instance shares, which is what makes "dial once" hold across restarts
 //! and across instances. Calls scheduled or cancelled on other instances arrive as notices.
+//! Just before the claim, due calls are checked against the callees' calling hours once more, so
+//! a call held up by an outage never rings at 3 a.m.: it is moved to the next allowed time or
+//! marked missed, as configured.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashSet};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -17,8 +20,10 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::Dispatch;
-use crate::calls::{CallId, DueAt};
-use crate::store::{Claimed, DialLimits, HeldBack, LeaseTerms, QueueNotice, Store, StoreError};
+use crate::calls::hours::{CallingHours, QuietAction, callee_zone, quiet_hours_message};
+use crate::calls::state::{self, CallEvent, Transition};
+use crate::calls::{Call, CallId, CallStatus, DueAt, HistoryEntry};
+use crate::store::{CallPatch, Claimed, DialLimits, HeldBack, LeaseTerms, QueueNotice, Store, StoreError};
 
 /// How long to wait before trying again when the limit of calls at once is reached (those calls
 /// may end on any instance, so there is nothing local to wait for).
@@ -37,6 +42,10 @@ pub struct QueueSettings {
     pub batch: u32,
     /// Dial pacing and the most calls at once, for all instances together.
     pub limits: DialLimits,
+    /// When callees may be rung.
+    pub calling_hours: CallingHours,
+    /// What happens to a due call in its callee's quiet hours.
+    pub quiet: QuietAction,
 }
 
 /// What one step of the queue did.
@@ -98,6 +107,12 @@ impl TimedQueue {
         Self { inner: Arc::new(inner) }
     }
 
+    /// A handle that tells this queue about new calls without keeping it alive (for parts the
+    /// queue itself holds, such as the call flow that schedules retries).
+    pub fn downgrade(&self) -> QueueHandle {
+        QueueHandle(Arc::downgrade(&self.inner))
+    }
+
     /// Tells the queue a call was scheduled, so it wakes early if this call is the next one due.
     pub fn scheduled(&self, id: CallId, due: DueAt) {
         let mut window = locked(&self.inner.window);
@@ -145,8 +160,8 @@ impl TimedQueue {
                     failures = 0;
                     continue;
                 }
-                Ok((StepOutcome::Idle(next), now)) => next.map(|at| instant_of(at, now)),
-                Ok((StepOutcome::Paced(at), now)) => Some(instant_of(at, now)),
+                Ok((StepOutcome::Idle(next), now)) => next.map(|at| instant_of(at, now, Instant::now())),
+                Ok((StepOutcome::Paced(at), now)) => Some(instant_of(at, now, Instant::now())),
                 Ok((StepOutcome::Full, _)) => Some(Instant::now() + FULL_RETRY),
                 Err(error) => {
                     failures += 1;
@@ -201,8 +216,45 @@ impl TimedQueue {
             return Ok((StepOutcome::Dispatched(Vec::new()), now));
         }
         let settings = &self.inner.settings;
+        self.hold_quiet_calls(now, settings.batch).await?;
         let claimed = self.inner.store.claim_due(&settings.lease, settings.batch, &settings.limits).await?;
         Ok((self.dispatch(claimed, now), now))
+    }
+
+    /// Moves or marks the due calls that are in their callee's quiet hours at `now`.
+    async fn hold_quiet_calls(&self, now: DateTime<Utc>, limit: u32) -> Result<(), StoreError> {
+        let hours = self.inner.settings.calling_hours;
+        if hours == CallingHours::Always {
+            return Ok(());
+        }
+        for call in self.inner.store.due_calls(now, limit).await? {
+            let zone = callee_zone(call.timezone, &call.to);
+            if let Some(allowed) = hours.next_allowed(now, zone) {
+                let reason = quiet_hours_message(&hours, now, allowed, zone);
+                self.hold(call, DueAt::planned(allowed), reason).await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn hold(&self, call: Call, allowed: DueAt, reason: String) -> Result<(), StoreError> {
+        let store = &self.inner.store;
+        match self.inner.settings.quiet {
+            QuietAction::Defer => {
+                let entry = HistoryEntry::now("deferred", Some(reason));
+                if store.reschedule(call.id, call.due_at, allowed, &entry).await? {
+                    self.scheduled(call.id, allowed);
+                }
+            }
+            QuietAction::Mark => {
+                if let Transition::To(next) = state::transition(call.status, &CallEvent::Missed) {
+                    let patch = CallPatch { last_error: Some(reason.clone()), ..CallPatch::default() };
+                    let entry = HistoryEntry::now("quiet_hours", Some(reason));
+                    store.change_status(call.id, CallStatus::Scheduled, next, &patch, &entry).await?;
+                }
+            }
+        }
+        Ok(())
     }
 
     fn dispatch(&self, claimed: Claimed, now: DateTime<Utc>) -> StepOutcome {
@@ -267,8 +319,36 @@ impl TimedQueue {
     }
 }
 
-/// The moment on this instance's monotonic timer when the store's clock, which read `now` a
-/// moment ago, reaches `at`: sleeping by a duration keeps this instance's own wall clock out of it.
-fn instant_of(at: DateTime<Utc>, now: DateTime<Utc>) -> Instant {
-    Instant::now() + (at - now).to_std().unwrap_or(Duration::ZERO)
+/// Tells a queue about new calls while it lives (see [`TimedQueue::downgrade`]).
+#[derive(Clone, Default)]
+pub struct QueueHandle(Weak<Inner>);
+
+impl QueueHandle {
+    /// Like [`TimedQueue::scheduled`]; does nothing once the queue is gone.
+    pub fn scheduled(&self, id: CallId, due: DueAt) {
+        if let Some(inner) = self.0.upgrade() {
+            TimedQueue { inner }.scheduled(id, due);
+        }
+    }
+}
+
+/// The moment on this instance's monotonic timer (which read `clock` when the store's clock read
+/// `now`) when the store's clock reaches `at`: sleeping by a duration keeps this instance's own
+/// wall clock out of it. A moment already past is now, not never: the queue once slept for an
+/// hour over a head that fell due after the step looked.
+fn instant_of(at: DateTime<Utc>, now: DateTime<Utc>, clock: Instant) -> Instant {
+    clock + (at - now).to_std().unwrap_or(Duration::ZERO)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_head_due_in_the_future_is_waited_for_and_one_already_due_wakes_at_once() {
+        let (now, clock) = (Utc::now(), Instant::now());
+        let second = chrono::Duration::seconds(1);
+        assert_eq!(instant_of(now + second, now, clock), clock + Duration::from_secs(1));
+        assert_eq!(instant_of(now - second, now, clock), clock);
+    }
 }

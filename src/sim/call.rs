@@ -23,6 +23,7 @@ pub(crate) enum Step {
     Ring,
     RingTimeout,
     MachineDetected,
+    GreetingEnded,
     SpeakDone(u64),
     CalleeHangsUp(u64),
     TimeLimit,
@@ -124,8 +125,19 @@ impl Call {
                 Vec::new()
             }
             Step::MachineDetected if answered => {
-                let result = if self.behaviour == Behaviour::Machine { "machine" } else { "human" };
-                self.emit(EventType::MachineDetectionEnded, json!({ "result": result }));
+                let machine = self.behaviour == Behaviour::Machine;
+                self.emit(
+                    EventType::MachineDetectionEnded,
+                    json!({ "result": if machine { "machine" } else { "human" } }),
+                );
+                if machine && self.request.report_greeting_end {
+                    return vec![(timing.machine_greeting, Step::GreetingEnded)];
+                }
+                Vec::new()
+            }
+            Step::GreetingEnded if answered => {
+                // The simulated voicemail ends its greeting with a beep.
+                self.emit(EventType::MachineGreetingEnded, json!({ "result": "beep_detected" }));
                 Vec::new()
             }
             Step::SpeakDone(n) if answered && self.speech.current == Some(n) => {

@@ -71,6 +71,8 @@ pub struct Timing {
     pub no_answer_cap: Duration,
     /// From answer to `call.machine.detection.ended`.
     pub machine_detection: Duration,
+    /// From a machine's detection to the end of its greeting (`call.machine.greeting.ended`).
+    pub machine_greeting: Duration,
     /// Fixed part of the time a speak takes.
     pub speak_base: Duration,
     /// Added per character of the text spoken.
@@ -96,6 +98,7 @@ impl Timing {
             ring: Duration::from_millis(50),
             no_answer_cap: Duration::from_millis(150),
             machine_detection: Duration::from_millis(30),
+            machine_greeting: Duration::from_millis(40),
             speak_base: Duration::from_millis(10),
             speak_per_char: Duration::from_millis(1),
             time_limit_cap: Duration::from_secs(30),
@@ -113,6 +116,7 @@ impl Timing {
             ring: Duration::from_secs(4),
             no_answer_cap: Duration::from_secs(600),
             machine_detection: Duration::from_secs(3),
+            machine_greeting: Duration::from_secs(5),
             speak_base: Duration::from_millis(500),
             speak_per_char: Duration::from_millis(60),
             time_limit_cap: Duration::from_secs(14_400),

@@ -47,6 +47,9 @@ const LANGUAGES: [&str; 29] = [
 /// `CallRequest.answering_machine_detection` values.
 const AMD_MODES: [&str; 6] = ["premium", "detect", "detect_beep", "detect_words", "greeting_end", "disabled"];
 
+/// The detection modes after which Telnyx sends `call.machine.greeting.ended` for a machine.
+const GREETING_END_MODES: [&str; 3] = ["greeting_end", "detect_words", "detect_beep"];
+
 /// A valid Dial.
 #[derive(Clone, Debug)]
 pub(crate) struct DialRequest {
@@ -61,6 +64,9 @@ pub(crate) struct DialRequest {
     pub(crate) timeout: Duration,
     pub(crate) time_limit: Duration,
     pub(crate) detect_machine: bool,
+    /// Detection in a mode that also reports the end of a machine's greeting (`greeting_end`,
+    /// `detect_words`, or `detect_beep`, whose beep the simulated voicemail always plays).
+    pub(crate) report_greeting_end: bool,
     pub(crate) retry_on_timeout: bool,
 }
 
@@ -131,6 +137,7 @@ pub(crate) fn dial(body: &Map<String, Value>, default_webhook_url: Option<&str>)
         timeout: Duration::from_secs(timeout_secs),
         time_limit: Duration::from_secs(time_limit_secs),
         detect_machine: amd.is_some_and(|mode| mode != "disabled"),
+        report_greeting_end: amd.is_some_and(|mode| GREETING_END_MODES.contains(&mode)),
         retry_on_timeout,
     })
 }

@@ -60,6 +60,12 @@ pub enum EventKind {
         /// human, machine or not_sure.
         result: Option<String>,
     },
+    /// `call.machine.greeting.ended`: a machine's greeting finished (detection in `greeting_end`
+    /// or `detect_words` mode, or a beep in `detect_beep` mode).
+    MachineGreetingEnded {
+        /// beep_detected, ended or not_sure.
+        result: Option<String>,
+    },
     /// Any other event type (call.cost, call.recording.saved, ...): acknowledged and ignored.
     Other,
 }
@@ -127,6 +133,7 @@ impl EventKind {
                 sip_cause: text(payload, "sip_hangup_cause"),
             },
             "call.machine.detection.ended" => Self::MachineDetectionEnded { result: text(payload, "result") },
+            "call.machine.greeting.ended" => Self::MachineGreetingEnded { result: text(payload, "result") },
             _ => Self::Other,
         }
     }

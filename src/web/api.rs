@@ -1,6 +1,8 @@
 //! The JSON API: schedule, list, look up and cancel calls. Bodies are read field by field so a
 //! wrong type or an unknown field is reported against its name, like any other invalid value.
 
+use std::collections::HashMap;
+
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -9,6 +11,7 @@ use serde::Serialize;
 use super::AppState;
 use super::problem::ApiError;
 use crate::calls::{Call, CallId, CallStatus, HistoryEntry, ScheduleInput, ValidationErrors};
+use crate::rules::RuleId;
 use crate::store::ListQuery;
 
 /// The fields a scheduling request may carry.
@@ -44,11 +47,24 @@ pub struct CallView {
     note: Option<String>,
     created_at: String,
     updated_at: String,
+    /// The recurring rule the call was made for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rule_id: Option<RuleId>,
+    /// The rule's occurrence the call stands for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    occurrence_at: Option<String>,
+    /// For a retry: the first call of its chain.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    retry_of: Option<CallId>,
+    /// For a retry: which one (1, 2, …).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    retry: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     events: Option<Vec<HistoryEntry>>,
 }
 
-fn rfc3339(at: DateTime<Utc>) -> String {
+/// An instant as the API writes it: RFC 3339 UTC to the second.
+pub fn rfc3339(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
@@ -74,21 +90,18 @@ impl CallView {
             note: call.note,
             created_at: rfc3339(call.created_at),
             updated_at: rfc3339(call.updated_at),
+            rule_id: call.rule,
+            occurrence_at: call.occurrence_at.map(rfc3339),
+            retry_of: call.retry.map(|(first, _)| first),
+            retry: call.retry.map(|(_, number)| number),
             events,
         }
     }
 }
 
-fn is_json(req: &HttpRequest) -> bool {
-    req.headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .is_some_and(|mime| mime.trim().eq_ignore_ascii_case("application/json"))
-}
-
-/// Reads a scheduling request: a JSON object whose known fields are strings.
-fn read_input(body: &[u8]) -> Result<ScheduleInput, ApiError> {
+/// Reads a JSON object whose fields must be among `allowed` and be strings (or null): an unknown
+/// field or a wrong type is reported against its name, like any other invalid value.
+pub fn read_fields(body: &[u8], allowed: &[&str]) -> Result<HashMap<String, String>, ApiError> {
     let value: serde_json::Value =
         serde_json::from_slice(body).map_err(|e| ApiError::BadRequest(format!("the body is not valid JSON: {e}")))?;
     let serde_json::Value::Object(object) = value else {
@@ -96,8 +109,8 @@ fn read_input(body: &[u8]) -> Result<ScheduleInput, ApiError> {
     };
     let mut errors = Vec::new();
     for (name, value) in &object {
-        if !FIELDS.contains(&name.as_str()) {
-            errors.push((name.clone(), format!("unknown field; expected one of {}", FIELDS.join(", "))));
+        if !allowed.contains(&name.as_str()) {
+            errors.push((name.clone(), format!("unknown field; expected one of {}", allowed.join(", "))));
         } else if !value.is_string() && !value.is_null() {
             errors.push((name.clone(), "must be a string".into()));
         }
@@ -106,14 +119,28 @@ fn read_input(body: &[u8]) -> Result<ScheduleInput, ApiError> {
         let errors = errors.into_iter().map(|(field, message)| crate::calls::FieldError { field, message }).collect();
         return Err(ApiError::Validation(ValidationErrors(errors)));
     }
-    let text = |name: &str| object.get(name).and_then(|v| v.as_str()).map(str::to_owned);
+    Ok(object.into_iter().filter_map(|(name, value)| value.as_str().map(|text| (name, text.to_owned()))).collect())
+}
+
+/// Reads a scheduling request.
+fn read_input(body: &[u8]) -> Result<ScheduleInput, ApiError> {
+    let mut fields = read_fields(body, &FIELDS)?;
     Ok(ScheduleInput {
-        to: text("to"),
-        at: text("at"),
-        date: text("date"),
-        time: text("time"),
-        timezone: text("timezone"),
+        to: fields.remove("to"),
+        at: fields.remove("at"),
+        date: fields.remove("date"),
+        time: fields.remove("time"),
+        timezone: fields.remove("timezone"),
     })
+}
+
+/// True when the request says its body is JSON.
+pub fn is_json(req: &HttpRequest) -> bool {
+    req.headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|mime| mime.trim().eq_ignore_ascii_case("application/json"))
 }
 
 fn idempotency_key(req: &HttpRequest) -> Result<Option<String>, ApiError> {
@@ -157,7 +184,7 @@ struct Listing {
     next: Option<String>,
 }
 
-fn read_list_query(query: &std::collections::HashMap<String, String>) -> Result<ListQuery, ApiError> {
+fn read_list_query(query: &HashMap<String, String>) -> Result<ListQuery, ApiError> {
     let invalid = |field: &str, message: &str| ApiError::Validation(ValidationErrors::one(field, message));
     let status = match query.get("status") {
         Some(s) => Some(s.parse::<CallStatus>().map_err(|e| invalid("status", &e.to_string()))?),
@@ -176,7 +203,7 @@ fn read_list_query(query: &std::collections::HashMap<String, String>) -> Result<
 
 #[tracing::instrument(skip_all)]
 async fn list(
-    query: web::Query<std::collections::HashMap<String, String>>,
+    query: web::Query<HashMap<String, String>>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let query = read_list_query(&query)?;

@@ -1,5 +1,6 @@
-//! The HTTP face of the service: the pages and their live updates, the JSON API, webhook intake
-//! and health checks, all behind the error-formatting middleware, CORS and security headers.
+//! The HTTP face of the service: the pages and their live updates, the JSON API of calls and of
+//! recurring rules, webhook intake and health checks, all behind the error-formatting
+//! middleware, CORS and security headers.
 
 pub mod api;
 pub mod auth;
@@ -9,6 +10,8 @@ pub mod health;
 pub mod live;
 pub mod pages;
 pub mod problem;
+pub mod rule_pages;
+pub mod schedules;
 pub mod timeline;
 pub mod webhook;
 
@@ -21,12 +24,15 @@ use tokio_util::sync::CancellationToken;
 
 use crate::calls::flow::CallFlow;
 use crate::calls::service::CallService;
+use crate::rules::service::RuleService;
 use crate::telnyx::signature::PublicKey;
 
 /// What every handler shares.
 pub struct AppState {
     /// The calls service.
     pub calls: CallService,
+    /// The recurring rules service.
+    pub rules: RuleService,
     /// The call flow, which takes webhook events.
     pub flow: CallFlow,
     /// The Telnyx public key; None only when unsigned webhooks are allowed (development).
@@ -57,8 +63,10 @@ pub fn configure(state: web::Data<AppState>) -> impl FnOnce(&mut web::ServiceCon
             .app_data(web::FormConfig::default().limit(API_BODY_LIMIT))
             .configure(auth::routes)
             .configure(pages::routes)
+            .configure(rule_pages::routes)
             .configure(live::routes)
             .configure(api::routes)
+            .configure(schedules::routes)
             .configure(webhook::routes)
             .configure(health::routes);
     }

@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use actix_web::dev::ServiceResponse;
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, web};
+use chrono::Weekday;
 use chrono_tz::Tz;
 use serde::Serialize;
 use tera::{Context, Tera};
@@ -17,9 +18,14 @@ use super::api::{local_time, path_id};
 use super::chart::{self, Chart};
 use super::csrf::{self, Token};
 use super::problem::{ApiError, Problem};
+use super::rule_pages;
+use super::schedules::RuleView;
 use super::timeline;
+use crate::calls::hours::CallingHours;
 use crate::calls::service::ScheduleError;
 use crate::calls::{Call, ScheduleInput};
+use crate::rules::input::RuleInput;
+use crate::rules::recurrence::{day_name, long_day_name};
 use crate::store::ListQuery;
 
 /// The cookie in which the page's script keeps the browser's time zone, so days on the chart
@@ -80,6 +86,7 @@ pub struct Row {
     joke: Option<String>,
     last_error: Option<String>,
     note: Option<String>,
+    rule: Option<String>,
 }
 
 impl From<&Call> for Row {
@@ -96,6 +103,7 @@ impl From<&Call> for Row {
             joke: call.joke.clone(),
             last_error: call.last_error.clone(),
             note: call.note.clone(),
+            rule: call.rule.map(|id| id.to_string()),
         }
     }
 }
@@ -122,14 +130,50 @@ fn html(status: StatusCode, token: &Token, body: String) -> HttpResponse {
     response.content_type("text/html; charset=utf-8").body(body)
 }
 
-/// What the schedule page shows besides the calls: the form as typed, its errors, a message.
-struct FormState<'a> {
-    form: &'a ScheduleInput,
-    errors: HashMap<String, String>,
-    flash: Option<String>,
+/// What the schedule page shows besides the calls and rules: the forms as typed, their errors, a
+/// message.
+pub(super) struct FormState<'a> {
+    /// The call form as typed.
+    pub form: &'a ScheduleInput,
+    /// Its errors by field.
+    pub errors: HashMap<String, String>,
+    /// The recurring-call form as typed.
+    pub rule_form: &'a RuleInput,
+    /// Its errors by field.
+    pub rule_errors: HashMap<String, String>,
+    /// A message after a call form's redirect.
+    pub flash: Option<String>,
+    /// A message after a recurring-call form's redirect.
+    pub rule_flash: Option<String>,
 }
 
-async fn render_index(
+impl<'a> FormState<'a> {
+    /// Both forms empty, with no message.
+    pub fn blank() -> Self {
+        static EMPTY_CALL: ScheduleInput = ScheduleInput { to: None, at: None, date: None, time: None, timezone: None };
+        static EMPTY_RULE: RuleInput = RuleInput {
+            to: None,
+            timezone: None,
+            repeat: None,
+            time: None,
+            day: None,
+            cron: None,
+            catch_up: None,
+            catch_up_minutes: None,
+        };
+        Self {
+            form: &EMPTY_CALL,
+            errors: HashMap::new(),
+            rule_form: &EMPTY_RULE,
+            rule_errors: HashMap::new(),
+            flash: None,
+            rule_flash: None,
+        }
+    }
+}
+
+/// Renders the schedule page.
+pub(super) async fn render_index(
     req: &HttpRequest,
     state: &AppState,
     page: FormState<'_>,
@@ -147,7 +191,14 @@ async fn render_index(
         &serde_json::json!({ "to": form.to, "date": form.date, "time": form.time, "timezone": form.timezone }),
     );
     context.insert("errors", &page.errors);
+    context.insert("rule_form", &page.rule_form);
+    context.insert("rule_errors", &page.rule_errors);
+    context.insert("rules", &state.rules.list().await?.iter().map(RuleView::from).collect::<Vec<_>>());
+    context.insert("choices", &rule_choices());
+    let hours = state.rules.calling_hours();
+    context.insert("calling_hours", &(hours != CallingHours::Always).then(|| hours.to_string()));
     context.insert("flash", &page.flash);
+    context.insert("rule_flash", &page.rule_flash);
     context.insert("upcoming", &upcoming.into_iter().map(Row::from).collect::<Vec<_>>());
     context.insert("recent", &recent.into_iter().map(Row::from).collect::<Vec<_>>());
     context.insert("chart", &outcome_chart(state, viewer_zone(req)).await?);
@@ -156,14 +207,34 @@ async fn render_index(
     Ok(html(status, &token, render(state, "index.html", &context)?))
 }
 
+/// The options of the recurring-call form's choices.
+fn rule_choices() -> serde_json::Value {
+    let days = [Weekday::Mon, Weekday::Tue, Weekday::Wed, Weekday::Thu, Weekday::Fri, Weekday::Sat, Weekday::Sun];
+    serde_json::json!({
+        "repeat": [
+            { "value": "daily", "label": "Every day" },
+            { "value": "weekly", "label": "Every week" },
+            { "value": "cron", "label": "Cron expression" },
+        ],
+        "day": days.map(|day| serde_json::json!({ "value": day_name(day), "label": long_day_name(day) })),
+        "catch_up": [
+            { "value": "once", "label": "Make up the latest missed call" },
+            { "value": "skip", "label": "Skip missed calls" },
+        ],
+    })
+}
+
 #[tracing::instrument(skip_all)]
 async fn index(
     req: HttpRequest,
     query: web::Query<HashMap<String, String>>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let flash = flash_for(&query, &state).await?;
-    let page = FormState { form: &ScheduleInput::default(), errors: HashMap::new(), flash };
+    let page = FormState {
+        flash: flash_for(&query, &state).await?,
+        rule_flash: rule_pages::flash_for(&query, &state).await?,
+        ..FormState::blank()
+    };
     render_index(&req, &state, page, StatusCode::OK).await
 }
 
@@ -201,7 +272,7 @@ async fn schedule(
             .finish()),
         Err(ScheduleError::Invalid(errors)) => {
             let errors = errors.0.into_iter().map(|e| (e.field, e.message)).collect();
-            let page = FormState { form: &input, errors, flash: None };
+            let page = FormState { form: &input, errors, ..FormState::blank() };
             render_index(&req, &state, page, StatusCode::UNPROCESSABLE_ENTITY).await
         }
         Err(other) => Err(other.into()),

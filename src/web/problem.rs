@@ -13,7 +13,9 @@ use serde::Serialize;
 use tracing::Instrument;
 
 use crate::calls::ValidationErrors;
+use crate::calls::policy::PolicyError;
 use crate::calls::service::{CancelError, ScheduleError};
+use crate::rules::service::RuleError;
 use crate::store::StoreError;
 
 /// The request id of the current request (also sent as `X-Request-Id`).
@@ -170,19 +172,39 @@ impl ResponseError for ApiError {
     }
 }
 
+impl From<PolicyError> for ApiError {
+    fn from(error: PolicyError) -> Self {
+        match error {
+            PolicyError::CountryNotAllowed { .. } => {
+                let detail = error.to_string();
+                Self::NotAllowed(detail.clone(), ValidationErrors::one("to", detail))
+            }
+            PolicyError::RateLimited { window_secs, .. } => {
+                Self::TooManyRequests { detail: error.to_string(), retry_after_secs: window_secs }
+            }
+            PolicyError::Store(e) => Self::Store(e),
+        }
+    }
+}
+
 impl From<ScheduleError> for ApiError {
     fn from(error: ScheduleError) -> Self {
         match error {
             ScheduleError::Invalid(errors) => Self::Validation(errors),
             ScheduleError::KeyReused => Self::Conflict(error.to_string()),
-            ScheduleError::CountryNotAllowed { .. } => {
-                let detail = error.to_string();
-                Self::NotAllowed(detail.clone(), ValidationErrors::one("to", detail))
-            }
-            ScheduleError::RateLimited { window_secs, .. } => {
-                Self::TooManyRequests { detail: error.to_string(), retry_after_secs: window_secs }
-            }
+            ScheduleError::Refused(refusal) => refusal.into(),
             ScheduleError::Store(e) => Self::Store(e),
+        }
+    }
+}
+
+impl From<RuleError> for ApiError {
+    fn from(error: RuleError) -> Self {
+        match error {
+            RuleError::Invalid(errors) => Self::Validation(errors),
+            RuleError::Refused(refusal) => refusal.into(),
+            RuleError::NotFound => Self::NotFound(error.to_string()),
+            RuleError::Store(e) => Self::Store(e),
         }
     }
 }

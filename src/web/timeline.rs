@@ -55,6 +55,15 @@ fn wording(kind: &str) -> (Option<&'static str>, &'static str) {
         "call.initiated" => ("Ringing", "done"),
         "call.answered" => ("Answered", "done"),
         "call.machine.detection.ended" => ("Answering machine check finished", "done"),
+        "answered_implied" => ("Answered (told by the answering-machine check)", "done"),
+        "awaiting_machine_detection" => ("Waiting to learn whether a person or a machine answered", "done"),
+        "awaiting_greeting_end" => ("An answering machine: waiting for its greeting to end", "warn"),
+        "call.machine.greeting.ended" => ("Answering machine greeting over; leaving the joke", "done"),
+        "machine_hangup" => ("An answering machine: hung up without a message", "warn"),
+        "retry_scheduled" => ("Retry scheduled", "warn"),
+        "deferred" => ("Moved out of the callee's quiet hours", "warn"),
+        "caught_up" => ("Made up after the service was down", "warn"),
+        "quiet_hours" => ("Not dialled: the callee's quiet hours", "bad"),
         "speak_requested" => ("Joke sent to be spoken", "done"),
         "call.speak.started" => ("Joke spoken", "done"),
         "call.speak.ended" => ("Joke finished", "done"),
@@ -96,6 +105,9 @@ mod tests {
             note: None,
             created_at: at("2026-01-10T19:00:00Z"),
             updated_at: at("2026-01-10T20:00:09Z"),
+            rule: None,
+            occurrence_at: None,
+            retry: None,
         }
     }
 

@@ -79,6 +79,12 @@ async fn wait_for_row(browser: &Browser, list: &str, id: &str, status: &str) {
     browser.wait_until(&what, script, vec![json!(list), json!(id), json!(status)]).await;
 }
 
+/// Waits until the page a form redirected to, whose address carries `key`, has loaded.
+async fn arrived(browser: &Browser, key: &str) {
+    let script = "return location.search.includes(arguments[0]) && document.readyState === 'complete';";
+    browser.wait_until(&format!("the page after {key} has loaded"), script, vec![json!(key)]).await;
+}
+
 async fn press_tab(browser: &Browser) {
     let tab = KeyActions::new("keyboard".into())
         .then(KeyAction::Down { value: Key::Tab.into() })
@@ -272,5 +278,39 @@ async fn nothing_any_page_loads_comes_from_beyond_127_0_0_1() {
 
         browser.assert_only_local_requests().await;
     }
+    browser.close().await;
+}
+
+#[tokio::test]
+async fn a_weekly_call_set_up_on_the_page_shows_its_next_sunday_and_can_be_paused_and_deleted() {
+    let Some((browser, app)) = start(Options::default()).await else { return };
+    browser.open(&app.base, "/").await;
+    assert_eq!(value_of(&browser, "#rule-timezone").await, json!(driver::ZONE), "the zone defaults to the browser's");
+
+    type_into(&browser, "#rule-to", IRISH).await;
+    set_value(&browser, "#rule-repeat", "weekly").await;
+    set_value(&browser, "#rule-day", "sun").await;
+    set_value(&browser, "#rule-time", "10:00").await;
+    browser.screenshot("rule-form-filled").await;
+    click(&browser, "#rule-form button[type=submit]").await;
+
+    arrived(&browser, "rule_created").await;
+    let flash = browser.text(".flash").await;
+    assert!(flash.contains("every Sunday at 10:00 (America/Los_Angeles)"), "{flash}");
+    let url = browser.client.current_url().await.expect("url");
+    let rule = url.query_pairs().find(|(k, _)| k == "rule_created").map(|(_, v)| v.into_owned()).expect("rule id");
+    let next = browser.text(&format!("#rule-{rule} .rule-next")).await;
+    assert!(next.starts_with("Next call: Sun") && next.contains("10:00"), "{next}");
+    browser.screenshot("rule-listed").await;
+
+    click(&browser, &format!("#rule-{rule} form[action$='/pause'] button")).await;
+    arrived(&browser, "rule_paused").await;
+    assert!(browser.text(&format!("#rule-{rule} .rule-next")).await.starts_with("Paused"));
+    click(&browser, &format!("#rule-{rule} form[action$='/delete'] button")).await;
+    arrived(&browser, "rule_deleted").await;
+    assert!(browser.text(".flash").await.contains("deleted"));
+    let gone = browser.js("return document.getElementById('rule-' + arguments[0]) === null;", vec![json!(rule)]).await;
+    assert_eq!(gone, json!(true));
+    browser.assert_only_local_requests().await;
     browser.close().await;
 }

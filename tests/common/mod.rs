@@ -5,8 +5,10 @@
 
 pub mod audit;
 pub mod backends;
+pub mod flow;
 pub mod postgres;
 pub mod process;
+pub mod scheduler;
 pub mod scheduling;
 
 use std::net::TcpListener;
@@ -95,6 +97,9 @@ impl TestApp {
             ("DIALAJOKE_LIMIT_PER_NUMBER_DAY", "0".to_owned()),
             ("DIALAJOKE_LIMIT_GLOBAL_HOUR", "0".to_owned()),
             ("DIALAJOKE_LIMIT_GLOBAL_DAY", "0".to_owned()),
+            // Tests run at any hour of the day; those about calling hours and retries set their own.
+            ("DIALAJOKE_CALLING_HOURS", "off".to_owned()),
+            ("DIALAJOKE_RETRY_ATTEMPTS", "0".to_owned()),
         ];
         env.extend(self.env.iter().cloned());
         Config::from_sources(None, |name| env.iter().rev().find(|(k, _)| *k == name).map(|(_, v)| v.clone()))
@@ -158,6 +163,23 @@ impl TestApp {
         let response = self.http.get(format!("{}/api/calls/{id}", self.base)).send().await.expect("request sent");
         assert_eq!(response.status(), 200);
         response.json().await.expect("call JSON")
+    }
+
+    /// `POST /api/schedules` with a JSON body.
+    pub async fn post_schedule(&self, body: &Value) -> reqwest::Response {
+        self.http.post(format!("{}/api/schedules", self.base)).json(body).send().await.expect("request sent")
+    }
+
+    /// `GET /api/schedules/{id}`.
+    pub async fn schedule(&self, id: &str) -> reqwest::Response {
+        self.http.get(format!("{}/api/schedules/{id}", self.base)).send().await.expect("request sent")
+    }
+
+    /// Every call the API lists (up to 200), newest first.
+    pub async fn all_calls(&self) -> Vec<Value> {
+        let url = format!("{}/api/calls?limit=200", self.base);
+        let listing: Value = self.http.get(url).send().await.expect("request sent").json().await.expect("listing");
+        listing["calls"].as_array().cloned().unwrap_or_default()
     }
 
     /// Polls the call (bounded by [`FLOW_BOUND`]) until its status is terminal.

@@ -83,6 +83,49 @@ async fn the_machine_number_answers_and_detection_reports_a_machine_when_asked_f
 }
 
 #[tokio::test]
+async fn with_greeting_end_detection_the_machine_number_also_reports_the_end_of_its_greeting() {
+    let mut receiver = Receiver::start().await;
+    let sim = simulator(&receiver, |_| {}).await;
+    let api = Api::new(&sim);
+    let mut body = dial_body("+35315550104");
+    body["answering_machine_detection"] = json!("greeting_end");
+
+    let (_, events) = dial_until(&api, &mut receiver, body, "call.machine.greeting.ended").await;
+
+    assert_eq!(
+        types(&events),
+        ["call.initiated", "call.answered", "call.machine.detection.ended", "call.machine.greeting.ended"]
+    );
+    assert_eq!(events[3].payload()["result"], "beep_detected");
+    for event in &events[2..] {
+        assert_matches_schema(event_schema(event.event_type()), &event.json);
+    }
+    sim.stop().await;
+}
+
+#[tokio::test]
+async fn plain_detection_and_a_human_never_report_a_greeting_end() {
+    let mut receiver = Receiver::start().await;
+    let sim = simulator(&receiver, |_| {}).await;
+    let api = Api::new(&sim);
+    let mut machine = dial_body("+12015550104");
+    machine["answering_machine_detection"] = json!("detect");
+    let mut human = dial_body("+12015550100");
+    human["answering_machine_detection"] = json!("greeting_end");
+
+    for body in [machine, human] {
+        let (id, _) = dial_until(&api, &mut receiver, body, "call.machine.detection.ended").await;
+        // A speak longer than a greeting: had one been planned, its end would come first.
+        api.speak(&id, &JOKE.repeat(3)).await;
+        let rest = receiver.until("call.speak.ended").await;
+        assert_eq!(types(&rest), ["call.speak.started", "call.speak.ended"]);
+        api.act(&id, "hangup", json!({})).await;
+        receiver.until("call.hangup").await;
+    }
+    sim.stop().await;
+}
+
+#[tokio::test]
 async fn a_human_is_reported_when_detection_is_asked_for_on_the_answer_number() {
     let mut receiver = Receiver::start().await;
     let sim = simulator(&receiver, |_| {}).await;

@@ -73,7 +73,7 @@ impl CallFlow {
             client_state: Some(client_state(call.id)),
             command_id: Some(call.id.dial_command_id()),
             timeout_secs: Some(settings.ring_timeout_secs),
-            answering_machine_detection: None,
+            answering_machine_detection: settings.machine.dial_mode(),
         }
     }
 

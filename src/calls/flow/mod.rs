@@ -1,23 +1,31 @@
 //! The call flow: dialing a claimed call, and applying Telnyx's webhook events to calls one at a
-//! time, in arrival order, then issuing the next command (answered → speak a joke, speak ended →
-//! hang up). Every command id is derived from (call, step, attempt), so replaying an event after a
-//! crash re-sends the same command and Telnyx ignores the repeat. One call's events are applied
-//! by one task of one instance at a time: a lock per call here, and the store's lock across
-//! instances.
+//! time, in arrival order, then issuing the next command (answered → speak a joke, or wait for the
+//! answering-machine verdict first; speak ended → hang up). Every command id is derived from
+//! (call, step, attempt), so replaying an event after a crash re-sends the same command and Telnyx
+//! ignores the repeat. One call's events are applied by one task of one instance at a time: a lock
+//! per call here, and the store's lock across instances. A call that ends busy or unanswered gets
+//! its retry here, keyed by (first call, retry number), so a replayed hangup never schedules a
+//! second one.
 
+mod answering;
 mod dialing;
+mod retries;
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use tokio_util::task::TaskTracker;
 
+use super::inbox::Inbox;
+use super::machine::MachinePolicy;
+use super::retry::RetryPolicy;
 use super::state::{self, CallEvent, Transition};
 use super::{Call, CallId, CallStatus, HistoryEntry, PhoneNumber};
 use crate::clock;
 use crate::jokes::Jokes;
+use crate::scheduler::QueueHandle;
 use crate::store::{CallPatch, DialLimits, InboxEvent, LeaseTerms, Store, StoreError};
 use crate::telnyx::client::{HangupRequest, SpeakRequest, TelnyxClient};
 use crate::telnyx::webhook::{self, EventKind, Webhook, WebhookError};
@@ -34,6 +42,9 @@ pub enum FlowError {
     /// The stored body is not a webhook (it was checked at intake, so this means corruption).
     #[error("webhook body: {0}")]
     Webhook(#[from] WebhookError),
+    /// A call read a moment ago is gone (calls are never deleted, so this means corruption).
+    #[error("the call is no longer in the store")]
+    Vanished,
 }
 
 /// The settings of outgoing calls.
@@ -56,6 +67,10 @@ pub struct FlowSettings {
     pub lease: LeaseTerms,
     /// Dial pacing and the most calls at once, which resent dials count against too.
     pub limits: DialLimits,
+    /// What to do when an answering machine picks up.
+    pub machine: MachinePolicy,
+    /// How busy and unanswered calls are retried.
+    pub retry: RetryPolicy,
 }
 
 /// Applies events and sends commands; cheap to clone.
@@ -66,12 +81,15 @@ pub struct CallFlow {
 
 struct Inner {
     store: Arc<dyn Store>,
+    inbox: Inbox,
     telnyx: TelnyxClient,
     jokes: Jokes,
     settings: FlowSettings,
     /// One lock per call key, so one call's events never apply concurrently.
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     tasks: TaskTracker,
+    /// The timed queue, told about retries; set once it exists (the queue holds this flow).
+    queue: OnceLock<QueueHandle>,
 }
 
 /// The key that groups a webhook's events: our call id from `client_state` when it carries one,
@@ -87,10 +105,26 @@ pub fn call_key(hook: &Webhook) -> String {
 }
 
 impl CallFlow {
-    /// A flow over `store` speaking to `telnyx`.
+    /// A flow over `store` speaking to `telnyx` (starts the inbox writer: needs a Tokio runtime).
     pub fn new(store: Arc<dyn Store>, telnyx: TelnyxClient, jokes: Jokes, settings: FlowSettings) -> Self {
-        let inner = Inner { store, telnyx, jokes, settings, locks: Mutex::default(), tasks: TaskTracker::new() };
+        let inbox = Inbox::start(Arc::clone(&store));
+        let inner = Inner {
+            store,
+            inbox,
+            telnyx,
+            jokes,
+            settings,
+            locks: Mutex::default(),
+            tasks: TaskTracker::new(),
+            queue: OnceLock::new(),
+        };
         Self { inner: Arc::new(inner) }
+    }
+
+    /// Tells the flow which timed queue to wake when it schedules a retry.
+    pub fn wake_with(&self, queue: QueueHandle) {
+        // A second queue would be a wiring mistake; the first one stays.
+        let _ = self.inner.queue.set(queue);
     }
 
     /// Records a verified webhook in the inbox and, when it is new, applies it in the background.
@@ -104,7 +138,7 @@ impl CallFlow {
             body,
             received_at: clock::now(),
         };
-        let fresh = self.inner.store.inbox_insert(&event).await?;
+        let fresh = self.inner.inbox.record(event).await?;
         if fresh {
             self.spawn_drain(key);
         }
@@ -193,6 +227,7 @@ impl CallFlow {
             return Ok(());
         };
         let entry = HistoryEntry::now(hook.event_type.clone(), describe(&hook.kind));
+        let id = call.id;
         match &hook.kind {
             EventKind::Initiated => self.advance(call, CallEvent::Initiated, &hook, entry).await.map(|_| ()),
             EventKind::Answered => self.on_answered(call, &hook, entry).await,
@@ -200,11 +235,15 @@ impl CallFlow {
             EventKind::SpeakEnded { .. } => self.on_speak_ended(call, entry).await,
             EventKind::Hangup { cause, .. } => {
                 let event = CallEvent::Hangup { cause: cause.clone() };
-                self.advance(call, event, &hook, entry).await.map(|_| ())
+                self.advance(call, event, &hook, entry).await?;
+                self.retry_if_due(id).await
             }
-            EventKind::MachineDetectionEnded { .. } | EventKind::Other => {
-                Ok(self.inner.store.append_history(call.id, &entry).await?)
+            EventKind::MachineDetectionEnded { result } => {
+                self.on_machine_verdict(call, &hook, result.as_deref(), entry).await?;
+                self.retry_if_due(id).await
             }
+            EventKind::MachineGreetingEnded { .. } => self.on_greeting_ended(call, &hook, entry).await,
+            EventKind::Other => Ok(self.inner.store.append_history(call.id, &entry).await?),
         }
     }
 
@@ -259,25 +298,6 @@ impl CallFlow {
                 None => return Ok(Transition::Ignore),
             }
         }
-    }
-
-    async fn on_answered(&self, call: Call, hook: &Webhook, entry: HistoryEntry) -> Result<(), FlowError> {
-        let joke = match &call.joke {
-            Some(joke) => joke.clone(),
-            None => {
-                let previous = self.inner.store.last_joke_for(&call.to).await?;
-                self.inner.jokes.pick(previous.as_deref()).await.text
-            }
-        };
-        let patch =
-            CallPatch { call_control_id: hook.call_control_id.clone(), joke: Some(joke.clone()), last_error: None };
-        let (id, attempt) = (call.id, call.attempt);
-        let step = self.advance_with(call, CallEvent::Answered, patch, entry).await?;
-        if step == Transition::Ignore {
-            return Ok(());
-        }
-        let Some(control_id) = hook.call_control_id.as_deref() else { return Ok(()) };
-        self.speak(id, attempt, control_id, joke).await
     }
 
     async fn speak(&self, id: CallId, attempt: u32, control_id: &str, joke: String) -> Result<(), FlowError> {
@@ -347,7 +367,9 @@ fn describe(kind: &EventKind) -> Option<String> {
             source.as_deref().unwrap_or("unknown"),
             sip_cause.as_deref().unwrap_or("unknown"),
         )),
-        EventKind::MachineDetectionEnded { result } => result.as_ref().map(|r| format!("result {r}")),
+        EventKind::MachineDetectionEnded { result } | EventKind::MachineGreetingEnded { result } => {
+            result.as_ref().map(|r| format!("result {r}"))
+        }
         _ => None,
     }
 }

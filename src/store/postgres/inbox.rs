@@ -4,6 +4,8 @@
 //! connection closes, the transaction rolls back, the lock is free again and the events are still
 //! pending, for any instance's housekeeping to apply.
 
+use std::collections::HashSet;
+
 use async_trait::async_trait;
 use sqlx::{Postgres, Row, Transaction};
 use tokio::sync::OwnedSemaphorePermit;
@@ -42,6 +44,29 @@ impl PgStore {
         .execute(&self.pool)
         .await?;
         Ok(inserted.rows_affected() == 1)
+    }
+
+    /// Records a group of events in one statement; an event is fresh when its id was new, and
+    /// only the first of any repeats within the group counts as such.
+    pub(super) async fn record_events(&self, events: &[InboxEvent]) -> Result<Vec<bool>, StoreError> {
+        let column = |field: fn(&InboxEvent) -> &str| events.iter().map(field).collect::<Vec<_>>();
+        let bodies: Vec<&[u8]> = events.iter().map(|event| event.body.as_slice()).collect();
+        // Rows go in (and take their `seq`) in the group's order, which is arrival order.
+        let inserted: Vec<String> = sqlx::query_scalar(
+            "INSERT INTO inbox (event_id, call_key, event_type, body, received_at) \
+             SELECT e.event_id, e.call_key, e.event_type, e.body, now() \
+             FROM unnest($1::text[], $2::text[], $3::text[], $4::bytea[]) WITH ORDINALITY \
+             AS e(event_id, call_key, event_type, body, n) ORDER BY e.n \
+             ON CONFLICT (event_id) DO NOTHING RETURNING event_id",
+        )
+        .bind(column(|event| &event.event_id))
+        .bind(column(|event| &event.call_key))
+        .bind(column(|event| &event.event_type))
+        .bind(bodies)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut fresh: HashSet<String> = inserted.into_iter().collect();
+        Ok(events.iter().map(|event| fresh.remove(&event.event_id)).collect())
     }
 
     pub(super) async fn pending_events(&self, call_key: &str) -> Result<Vec<PendingEvent>, StoreError> {

@@ -8,6 +8,7 @@ mod calls;
 mod dialing;
 mod inbox;
 mod notices;
+mod rules;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,9 +24,10 @@ use tokio_util::sync::{CancellationToken, DropGuard};
 use super::feeds::queue_notice_channel;
 use super::{
     CallPatch, ChangeFeed, Claimed, DialLimits, EventsLock, InboxEvent, Inserted, LeaseTerms, ListQuery, NewCall,
-    OutcomeCount, PendingEvent, QueueNotice, Store, StoreError, TakenOver, Takeover,
+    OutcomeCount, PendingEvent, QueueNotice, RuleStep, Stepped, Store, StoreError, TakenOver, Takeover,
 };
 use crate::calls::{Call, CallId, CallStatus, DueAt, HistoryEntry, PhoneNumber, Timezone};
+use crate::rules::{NewRule, Rule, RuleId, RuleStatus};
 use notices::{Hearers, Note};
 
 /// Connections one instance keeps at most. Several instances share the server's limit
@@ -38,7 +40,7 @@ const POOL_SIZE: u32 = 16;
 const EVENT_LOCK_SLOTS: usize = 6;
 
 const CALL_COLUMNS: &str = "id, to_number, due_at, timezone, status, attempt, call_control_id, joke, \
-                            last_error, note, created_at, updated_at";
+                            last_error, note, created_at, updated_at, rule_id, occurrence_at, retry_of, retry";
 
 /// The PostgreSQL implementation of [`Store`]; cheap to clone.
 #[derive(Clone)]
@@ -112,11 +114,29 @@ fn call_from_row(row: &PgRow) -> Result<Call, StoreError> {
         note: row.try_get("note")?,
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
+        rule: row.try_get::<Option<uuid::Uuid>, _>("rule_id")?.map(RuleId::from),
+        occurrence_at: row.try_get("occurrence_at")?,
+        retry: retry_from_row(row)?,
     })
+}
+
+fn retry_from_row(row: &PgRow) -> Result<Option<(CallId, u32)>, StoreError> {
+    let Some(first) = row.try_get::<Option<uuid::Uuid>, _>("retry_of")? else { return Ok(None) };
+    let number = row.try_get::<i32, _>("retry")?.try_into().map_err(|_| StoreError::Corrupt("retry".into()))?;
+    Ok(Some((CallId::from(first), number)))
 }
 
 fn calls_from_rows(rows: &[PgRow]) -> Result<Vec<Call>, StoreError> {
     rows.iter().map(call_from_row).collect()
+}
+
+/// What ties a new call to a rule's occurrence or to the call it retries; which of the two it is
+/// also names the unique key that keeps it to one call.
+#[derive(Debug)]
+struct Link {
+    rule: Option<RuleId>,
+    occurrence_at: Option<DateTime<Utc>>,
+    retry: Option<(CallId, u32)>,
 }
 
 fn attempt_value(attempt: u32) -> i32 {
@@ -316,5 +336,72 @@ impl Store for PgStore {
 
     async fn lock_events(&self, call_key: &str) -> Result<Option<EventsLock>, StoreError> {
         self.try_lock_events(call_key).await
+    }
+
+    #[tracing::instrument(skip(self, events), fields(count = events.len()))]
+    async fn inbox_insert_group(&self, events: &[InboxEvent]) -> Result<Vec<bool>, StoreError> {
+        self.record_events(events).await
+    }
+
+    async fn due_calls(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<Call>, StoreError> {
+        let sql = format!(
+            "SELECT {CALL_COLUMNS} FROM calls WHERE status = 'scheduled' AND due_at <= $1 ORDER BY due_at LIMIT $2"
+        );
+        let rows = sqlx::query(&sql).bind(now).bind(i64::from(limit)).fetch_all(&self.pool).await?;
+        calls_from_rows(&rows)
+    }
+
+    #[tracing::instrument(skip(self, entry), fields(call_id = %id))]
+    async fn reschedule(&self, id: CallId, from: DueAt, to: DueAt, entry: &HistoryEntry) -> Result<bool, StoreError> {
+        self.move_due(id, from, to, entry).await
+    }
+
+    #[tracing::instrument(skip(self, call), fields(call_id = %call.id, %first, retry))]
+    async fn insert_retry(
+        &self,
+        call: &NewCall,
+        first: CallId,
+        retry: u32,
+        rule: Option<RuleId>,
+    ) -> Result<bool, StoreError> {
+        let link = Link { rule, occurrence_at: None, retry: Some((first, retry)) };
+        let created = self.insert_linked(&self.pool, call, &link).await?;
+        if created {
+            self.changes.publish(call.id);
+        }
+        Ok(created)
+    }
+
+    async fn insert_rule(&self, rule: &NewRule, now: DateTime<Utc>) -> Result<Rule, StoreError> {
+        self.insert_rule_row(rule, now).await
+    }
+
+    async fn get_rule(&self, id: RuleId) -> Result<Option<Rule>, StoreError> {
+        self.rule_by_id(id).await
+    }
+
+    async fn list_rules(&self) -> Result<Vec<Rule>, StoreError> {
+        self.all_rules().await
+    }
+
+    async fn set_rule_status(
+        &self,
+        id: RuleId,
+        status: RuleStatus,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Rule>, StoreError> {
+        self.change_rule_status(id, status, now).await
+    }
+
+    async fn delete_rule(&self, id: RuleId) -> Result<bool, StoreError> {
+        self.remove_rule(id).await
+    }
+
+    async fn rules_to_materialise(&self, late_before: DateTime<Utc>) -> Result<Vec<Rule>, StoreError> {
+        self.rules_needing_calls(late_before).await
+    }
+
+    async fn step_rule(&self, step: &RuleStep) -> Result<Stepped, StoreError> {
+        self.apply_rule_step(step).await
     }
 }

@@ -1,9 +1,14 @@
 //! The embedded store: one SQLite file in WAL mode, for one instance. Claims run as one
 //! `UPDATE … RETURNING`, which SQLite executes under its single writer lock, so a call can never
 //! be claimed twice. Its clock is this instance's.
+//!
+//! The queue's queries name their index (`INDEXED BY calls_scheduled_due`): without statistics
+//! SQLite prefers the index on (status, created_at) and would read every pending call, a million
+//! of them at scale, on each claim; naming it also makes a dropped index an error, not a slowdown.
 
 mod dialing;
 mod locks;
+mod rules;
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -11,21 +16,22 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
-use sqlx::{Row, SqlitePool};
+use sqlx::{Row, SqliteConnection, SqlitePool};
 
 use tokio::sync::broadcast;
 
 use super::feeds::queue_notice_channel;
 use super::{
     CallPatch, ChangeFeed, Claimed, DialLimits, EventsLock, InboxEvent, Inserted, LeaseTerms, ListQuery, NewCall,
-    OutcomeCount, PendingEvent, QueueNotice, Store, StoreError, TakenOver, Takeover,
+    OutcomeCount, PendingEvent, QueueNotice, RuleStep, Stepped, Store, StoreError, TakenOver, Takeover,
 };
 use crate::calls::{Call, CallId, CallStatus, DueAt, HistoryEntry, PhoneNumber, Timezone};
-use crate::clock;
+use crate::clock::Clock;
+use crate::rules::{NewRule, Rule, RuleId, RuleStatus};
 use locks::EventsLocks;
 
 const CALL_COLUMNS: &str = "id, to_number, due_at, timezone, status, attempt, call_control_id, joke, \
-                            last_error, note, created_at, updated_at";
+                            last_error, note, created_at, updated_at, rule_id, occurrence_at, retry_of, retry";
 
 /// The SQLite implementation of [`Store`].
 #[derive(Debug, Clone)]
@@ -35,11 +41,18 @@ pub struct SqliteStore {
     /// Never sent on: no other instance shares the file.
     notices: broadcast::Sender<QueueNotice>,
     events_locks: EventsLocks,
+    /// The store's clock: this instance's, or a test's.
+    clock: Clock,
 }
 
 impl SqliteStore {
     /// Opens (creating if missing) the database file at `path` and applies the migrations.
     pub async fn open(path: &str) -> Result<Self, StoreError> {
+        Self::open_with_clock(path, Clock::Instance).await
+    }
+
+    /// Like [`SqliteStore::open`], with the store's time read from `clock`.
+    pub async fn open_with_clock(path: &str, clock: Clock) -> Result<Self, StoreError> {
         let options = SqliteConnectOptions::from_str(&format!("sqlite://{path}"))?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
@@ -53,6 +66,7 @@ impl SqliteStore {
             changes: ChangeFeed::new(),
             notices: queue_notice_channel(),
             events_locks: EventsLocks::default(),
+            clock,
         })
     }
 }
@@ -73,7 +87,7 @@ pub(super) fn call_from_row(row: &SqliteRow) -> Result<Call, StoreError> {
     let status: String = row.try_get("status")?;
     Ok(Call {
         id: id.parse().map_err(|_| corrupt("call id"))?,
-        to: PhoneNumber::parse(&to).map_err(|_| corrupt("phone number"))?,
+        to: PhoneNumber::from_stored(to).ok_or_else(|| corrupt("phone number"))?,
         due_at: DueAt::from_stored(from_millis(row.try_get("due_at")?)?),
         timezone: Timezone::parse(&zone).ok_or_else(|| corrupt("time zone"))?,
         status: status.parse().map_err(|_| corrupt("status"))?,
@@ -84,11 +98,43 @@ pub(super) fn call_from_row(row: &SqliteRow) -> Result<Call, StoreError> {
         note: row.try_get("note")?,
         created_at: from_millis(row.try_get("created_at")?)?,
         updated_at: from_millis(row.try_get("updated_at")?)?,
+        rule: row
+            .try_get::<Option<String>, _>("rule_id")?
+            .map(|id| id.parse())
+            .transpose()
+            .map_err(|_| corrupt("rule id"))?,
+        occurrence_at: row.try_get::<Option<i64>, _>("occurrence_at")?.map(from_millis).transpose()?,
+        retry: retry_from_row(row)?,
     })
+}
+
+fn retry_from_row(row: &SqliteRow) -> Result<Option<(CallId, u32)>, StoreError> {
+    let Some(first) = row.try_get::<Option<String>, _>("retry_of")? else { return Ok(None) };
+    let first = first.parse().map_err(|_| StoreError::Corrupt("retry_of".into()))?;
+    let number = row.try_get::<i64, _>("retry")?.try_into().map_err(|_| StoreError::Corrupt("retry".into()))?;
+    Ok(Some((first, number)))
 }
 
 pub(super) fn calls_from_rows(rows: &[SqliteRow]) -> Result<Vec<Call>, StoreError> {
     rows.iter().map(call_from_row).collect()
+}
+
+async fn insert_inbox<'e, E>(executor: E, event: &InboxEvent) -> Result<bool, StoreError>
+where
+    E: sqlx::Executor<'e, Database = sqlx::Sqlite>,
+{
+    let inserted = sqlx::query(
+        "INSERT INTO inbox (event_id, call_key, event_type, body, received_at) VALUES (?, ?, ?, ?, ?) \
+         ON CONFLICT (event_id) DO NOTHING",
+    )
+    .bind(&event.event_id)
+    .bind(&event.call_key)
+    .bind(&event.event_type)
+    .bind(&event.body)
+    .bind(millis(event.received_at))
+    .execute(executor)
+    .await?;
+    Ok(inserted.rows_affected() == 1)
 }
 
 pub(super) async fn insert_history<'e, E>(executor: E, id: CallId, entry: &HistoryEntry) -> Result<(), StoreError>
@@ -103,6 +149,53 @@ where
         .execute(executor)
         .await?;
     Ok(())
+}
+
+/// What ties a new call to a rule or to the call it retries.
+#[derive(Debug, Default)]
+struct Link {
+    rule: Option<RuleId>,
+    occurrence_at: Option<DateTime<Utc>>,
+    retry: Option<(CallId, u32)>,
+}
+
+/// Inserts a scheduled call with its first history entry, unless the unique key `conflict`
+/// names (the idempotency key, the rule's occurrence, the retry) is taken; false then.
+async fn insert_call_row(
+    conn: &mut SqliteConnection,
+    call: &NewCall,
+    link: &Link,
+    conflict: &str,
+    now: DateTime<Utc>,
+) -> Result<bool, StoreError> {
+    let schedule = &call.schedule;
+    let sql = format!(
+        "INSERT INTO calls (id, to_number, due_at, timezone, status, note, idempotency_key, request_hash, \
+         created_at, updated_at, rule_id, occurrence_at, retry_of, retry) \
+         VALUES (?, ?, ?, ?, 'scheduled', ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT ({conflict}) DO NOTHING"
+    );
+    let inserted = sqlx::query(&sql)
+        .bind(call.id.to_string())
+        .bind(schedule.to.as_str())
+        .bind(millis(schedule.due_at.instant()))
+        .bind(schedule.timezone.name())
+        .bind(&schedule.note)
+        .bind(call.idempotency.as_ref().map(|(key, _)| key))
+        .bind(call.idempotency.as_ref().map(|(_, hash)| hash))
+        .bind(millis(now))
+        .bind(millis(now))
+        .bind(link.rule.map(|id| id.to_string()))
+        .bind(link.occurrence_at.map(millis))
+        .bind(link.retry.map(|(first, _)| first.to_string()))
+        .bind(link.retry.map_or(0, |(_, number)| i64::from(number)))
+        .execute(&mut *conn)
+        .await?;
+    if inserted.rows_affected() == 0 {
+        return Ok(false);
+    }
+    let entry = HistoryEntry { kind: "scheduled".into(), time: now, detail: schedule.note.clone() };
+    insert_history(&mut *conn, call.id, &entry).await?;
+    Ok(true)
 }
 
 impl SqliteStore {
@@ -132,7 +225,7 @@ impl Store for SqliteStore {
     }
 
     async fn now(&self) -> Result<DateTime<Utc>, StoreError> {
-        Ok(clock::now())
+        Ok(self.clock.now())
     }
 
     #[tracing::instrument(skip(self, call), fields(call_id = %call.id))]
@@ -142,34 +235,16 @@ impl Store for SqliteStore {
         {
             return Ok(Inserted::Existing(existing, hash));
         }
-        let now = clock::now();
-        let schedule = &call.schedule;
+        let now = self.clock.now();
         let mut tx = self.pool.begin().await?;
-        let inserted = sqlx::query(
-            "INSERT INTO calls (id, to_number, due_at, timezone, status, note, idempotency_key, request_hash, \
-             created_at, updated_at) VALUES (?, ?, ?, ?, 'scheduled', ?, ?, ?, ?, ?) \
-             ON CONFLICT (idempotency_key) DO NOTHING",
-        )
-        .bind(call.id.to_string())
-        .bind(schedule.to.as_str())
-        .bind(millis(schedule.due_at.instant()))
-        .bind(schedule.timezone.name())
-        .bind(&schedule.note)
-        .bind(call.idempotency.as_ref().map(|(key, _)| key))
-        .bind(call.idempotency.as_ref().map(|(_, hash)| hash))
-        .bind(millis(now))
-        .bind(millis(now))
-        .execute(&mut *tx)
-        .await?;
-        if inserted.rows_affected() == 0 {
+        let inserted = insert_call_row(&mut tx, call, &Link::default(), "idempotency_key", now).await?;
+        if !inserted {
             // Another request with the same key won the race: answer with its call.
             tx.rollback().await?;
             let key = call.idempotency.as_ref().map(|(key, _)| key.as_str()).unwrap_or_default();
             let (existing, hash) = self.find_idempotent(key).await?.ok_or_else(|| StoreError::Corrupt(key.into()))?;
             return Ok(Inserted::Existing(existing, hash));
         }
-        let entry = HistoryEntry { kind: "scheduled".into(), time: now, detail: schedule.note.clone() };
-        insert_history(&mut *tx, call.id, &entry).await?;
         tx.commit().await?;
         self.changes.publish(call.id);
         let stored = self.get_call(call.id).await?.ok_or_else(|| StoreError::Corrupt("lost insert".into()))?;
@@ -268,7 +343,7 @@ impl Store for SqliteStore {
         .bind(&patch.call_control_id)
         .bind(&patch.joke)
         .bind(&patch.last_error)
-        .bind(millis(clock::now()))
+        .bind(millis(self.clock.now()))
         .bind(id.to_string())
         .bind(from.as_str())
         .execute(&mut *tx)
@@ -290,10 +365,13 @@ impl Store for SqliteStore {
     }
 
     async fn next_due(&self, limit: u32) -> Result<Vec<(CallId, DueAt)>, StoreError> {
-        let rows = sqlx::query("SELECT id, due_at FROM calls WHERE status = 'scheduled' ORDER BY due_at LIMIT ?")
-            .bind(i64::from(limit))
-            .fetch_all(&self.pool)
-            .await?;
+        let rows = sqlx::query(
+            "SELECT id, due_at FROM calls INDEXED BY calls_scheduled_due WHERE status = 'scheduled' \
+             ORDER BY due_at LIMIT ?",
+        )
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
         rows.iter()
             .map(|row| {
                 let id: String = row.try_get("id")?;
@@ -340,7 +418,7 @@ impl Store for SqliteStore {
         hour: Duration,
         day: Duration,
     ) -> Result<(u64, u64), StoreError> {
-        let now = clock::now();
+        let now = self.clock.now();
         let since = |span: Duration| now - chrono::Duration::from_std(span).unwrap_or(chrono::Duration::MAX);
         let (in_hour, in_day): (Option<i64>, i64) = sqlx::query_as(
             "SELECT SUM(created_at >= ?1), COUNT(*) FROM calls WHERE created_at >= ?2 AND (?3 IS NULL OR to_number = ?3)",
@@ -366,18 +444,17 @@ impl Store for SqliteStore {
 
     #[tracing::instrument(skip(self, event), fields(event_id = %event.event_id))]
     async fn inbox_insert(&self, event: &InboxEvent) -> Result<bool, StoreError> {
-        let inserted = sqlx::query(
-            "INSERT INTO inbox (event_id, call_key, event_type, body, received_at) VALUES (?, ?, ?, ?, ?) \
-             ON CONFLICT (event_id) DO NOTHING",
-        )
-        .bind(&event.event_id)
-        .bind(&event.call_key)
-        .bind(&event.event_type)
-        .bind(&event.body)
-        .bind(millis(event.received_at))
-        .execute(&self.pool)
-        .await?;
-        Ok(inserted.rows_affected() == 1)
+        insert_inbox(&self.pool, event).await
+    }
+
+    async fn inbox_insert_group(&self, events: &[InboxEvent]) -> Result<Vec<bool>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let mut fresh = Vec::with_capacity(events.len());
+        for event in events {
+            fresh.push(insert_inbox(&mut *tx, event).await?);
+        }
+        tx.commit().await?;
+        Ok(fresh)
     }
 
     async fn inbox_pending(&self, call_key: &str) -> Result<Vec<PendingEvent>, StoreError> {
@@ -413,7 +490,7 @@ impl Store for SqliteStore {
              WHERE seq = ?",
         )
         .bind(close)
-        .bind(millis(clock::now()))
+        .bind(millis(self.clock.now()))
         .bind(error)
         .bind(error)
         .bind(seq)
@@ -424,5 +501,86 @@ impl Store for SqliteStore {
 
     async fn lock_events(&self, call_key: &str) -> Result<Option<EventsLock>, StoreError> {
         Ok(self.events_locks.try_hold(call_key))
+    }
+
+    async fn due_calls(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<Call>, StoreError> {
+        let sql = format!(
+            "SELECT {CALL_COLUMNS} FROM calls INDEXED BY calls_scheduled_due WHERE status = 'scheduled' \
+             AND due_at <= ? ORDER BY due_at LIMIT ?"
+        );
+        let rows = sqlx::query(&sql).bind(millis(now)).bind(i64::from(limit)).fetch_all(&self.pool).await?;
+        calls_from_rows(&rows)
+    }
+
+    #[tracing::instrument(skip(self, entry), fields(call_id = %id))]
+    async fn reschedule(&self, id: CallId, from: DueAt, to: DueAt, entry: &HistoryEntry) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let moved = sqlx::query(
+            "UPDATE calls SET due_at = ?, updated_at = ? WHERE id = ? AND status = 'scheduled' AND due_at = ?",
+        )
+        .bind(millis(to.instant()))
+        .bind(millis(self.clock.now()))
+        .bind(id.to_string())
+        .bind(millis(from.instant()))
+        .execute(&mut *tx)
+        .await?;
+        if moved.rows_affected() == 0 {
+            return Ok(false);
+        }
+        insert_history(&mut *tx, id, entry).await?;
+        tx.commit().await?;
+        self.changes.publish(id);
+        Ok(true)
+    }
+
+    #[tracing::instrument(skip(self, call), fields(call_id = %call.id, %first, retry))]
+    async fn insert_retry(
+        &self,
+        call: &NewCall,
+        first: CallId,
+        retry: u32,
+        rule: Option<RuleId>,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let link = Link { rule, occurrence_at: None, retry: Some((first, retry)) };
+        let created = insert_call_row(&mut tx, call, &link, "retry_of, retry", self.clock.now()).await?;
+        tx.commit().await?;
+        if created {
+            self.changes.publish(call.id);
+        }
+        Ok(created)
+    }
+
+    async fn insert_rule(&self, rule: &NewRule, now: DateTime<Utc>) -> Result<Rule, StoreError> {
+        self.insert_rule_row(rule, now).await
+    }
+
+    async fn get_rule(&self, id: RuleId) -> Result<Option<Rule>, StoreError> {
+        self.rule_by_id(id).await
+    }
+
+    async fn list_rules(&self) -> Result<Vec<Rule>, StoreError> {
+        self.all_rules().await
+    }
+
+    async fn set_rule_status(
+        &self,
+        id: RuleId,
+        status: RuleStatus,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Rule>, StoreError> {
+        self.change_rule_status(id, status, now).await
+    }
+
+    async fn delete_rule(&self, id: RuleId) -> Result<bool, StoreError> {
+        self.remove_rule(id).await
+    }
+
+    async fn rules_to_materialise(&self, late_before: DateTime<Utc>) -> Result<Vec<Rule>, StoreError> {
+        self.rules_needing_calls(late_before).await
+    }
+
+    async fn step_rule(&self, step: &RuleStep) -> Result<Stepped, StoreError> {
+        self.apply_rule_step(step).await
     }
 }

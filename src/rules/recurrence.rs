@@ -1,0 +1,296 @@
+//! When a rule rings: every day or every week on one day at a local time, or at the minutes a
+//! five-field cron expression names, always on the wall clock of the rule's IANA zone.
+//!
+//! Every form becomes a cron pattern, and croner (the cron engine tokio-cron-scheduler runs on)
+//! finds the matching wall-clock minutes, searching in zone-less time so that it sees each local
+//! minute exactly once. Turning a matching minute into an instant is left to
+//! [`crate::calls::local_time`], so every rule follows the same DST rules: a skipped local time
+//! rings at the end of the gap, a repeated one once, at its first occurrence. croner's own zoned
+//! search does that only for fixed times; for patterns like `*/15 * * * *` it skips the gap and
+//! rings twice in the repeated hour, which is not what a person asking for a call means.
+
+use std::fmt;
+
+use chrono::{DateTime, NaiveDateTime, NaiveTime, Timelike, Utc, Weekday};
+use chrono_tz::Tz;
+use croner::Cron;
+use croner::parser::{CronParser, Seconds, Year};
+
+use crate::calls::local_time::instant_of;
+
+/// The most matches looked at to find one occurrence: a match whose instant was already passed
+/// (the second run through a repeated hour) or merged (several minutes of one gap) is stepped over.
+const MAX_STEPS: usize = 2048;
+
+/// How a rule repeats.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Recurrence {
+    kind: Kind,
+    cron: Cron,
+}
+
+/// The form the person chose.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Kind {
+    /// Every day at a local time.
+    Daily(NaiveTime),
+    /// Every week on one day at a local time.
+    Weekly(Weekday, NaiveTime),
+    /// The minutes a five-field cron expression names (minute hour day-of-month month day-of-week).
+    Cron(String),
+}
+
+/// Why a recurrence cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct RecurrenceError(pub String);
+
+fn cron_parser() -> CronParser {
+    CronParser::builder().seconds(Seconds::Disallowed).year(Year::Disallowed).build()
+}
+
+impl Recurrence {
+    /// Every day at `time` (seconds are dropped: calls are made to the minute).
+    pub fn daily(time: NaiveTime) -> Self {
+        let time = minute_of(time);
+        Self::fixed(Kind::Daily(time), format!("{} {} * * *", time.minute(), time.hour()))
+    }
+
+    /// Every week on `day` at `time`.
+    pub fn weekly(day: Weekday, time: NaiveTime) -> Self {
+        let time = minute_of(time);
+        let pattern = format!("{} {} * * {}", time.minute(), time.hour(), day.num_days_from_sunday());
+        Self::fixed(Kind::Weekly(day, time), pattern)
+    }
+
+    /// A five-field cron expression; seconds and years are refused.
+    pub fn cron(expression: &str) -> Result<Self, RecurrenceError> {
+        let expression = expression.split_whitespace().collect::<Vec<_>>().join(" ");
+        let cron = cron_parser().parse(&expression).map_err(|e| RecurrenceError(describe_cron_error(&e)))?;
+        Ok(Self { kind: Kind::Cron(expression), cron })
+    }
+
+    fn fixed(kind: Kind, pattern: String) -> Self {
+        let cron = cron_parser().parse(&pattern).expect("a minute, an hour and a weekday number make a valid pattern");
+        Self { kind, cron }
+    }
+
+    /// The form chosen.
+    pub fn kind(&self) -> &Kind {
+        &self.kind
+    }
+
+    /// The cron pattern every form comes down to, e.g. `0 10 * * 0` for Sundays at 10:00.
+    pub fn pattern(&self) -> String {
+        self.cron.pattern.to_string()
+    }
+
+    /// The first occurrence strictly after `after`.
+    pub fn next_after(&self, after: DateTime<Utc>, zone: Tz) -> Option<DateTime<Utc>> {
+        let mut wall = after.with_timezone(&zone).naive_local();
+        for _ in 0..MAX_STEPS {
+            wall = self.cron.find_next_occurrence(&wall.and_utc(), false).ok()?.naive_utc();
+            let at = instant_of(wall, zone)?;
+            if at > after {
+                return Some(at);
+            }
+        }
+        None
+    }
+
+    /// The last occurrence at or before `until`.
+    pub fn latest_until(&self, until: DateTime<Utc>, zone: Tz) -> Option<DateTime<Utc>> {
+        let mut wall: NaiveDateTime = until.with_timezone(&zone).naive_local();
+        let mut inclusive = true;
+        for _ in 0..MAX_STEPS {
+            wall = self.cron.find_previous_occurrence(&wall.and_utc(), inclusive).ok()?.naive_utc();
+            inclusive = false;
+            let at = instant_of(wall, zone)?;
+            if at <= until {
+                return Some(at);
+            }
+        }
+        None
+    }
+
+    /// The occurrences after `after` up to and including `until`, in order (at most `limit`).
+    pub fn between(&self, after: DateTime<Utc>, until: DateTime<Utc>, zone: Tz, limit: usize) -> Vec<DateTime<Utc>> {
+        let mut found = Vec::new();
+        let mut from = after;
+        while found.len() < limit {
+            match self.next_after(from, zone) {
+                Some(at) if at <= until => {
+                    found.push(at);
+                    from = at;
+                }
+                _ => break,
+            }
+        }
+        found
+    }
+
+    /// How it is kept in the store: `daily 10:00`, `weekly sun 10:00` or `cron 0 10 * * SUN`.
+    pub fn to_stored(&self) -> String {
+        match &self.kind {
+            Kind::Daily(time) => format!("daily {}", time.format("%H:%M")),
+            Kind::Weekly(day, time) => format!("weekly {} {}", day_name(*day), time.format("%H:%M")),
+            Kind::Cron(expression) => format!("cron {expression}"),
+        }
+    }
+
+    /// Reads back what [`Recurrence::to_stored`] wrote.
+    pub fn from_stored(text: &str) -> Result<Self, RecurrenceError> {
+        let bad = || RecurrenceError(format!("stored recurrence `{text}` is unreadable"));
+        let time = |t: &str| NaiveTime::parse_from_str(t, "%H:%M").map_err(|_| bad());
+        let (form, rest) = text.split_once(' ').ok_or_else(bad)?;
+        match form {
+            "daily" => Ok(Self::daily(time(rest)?)),
+            "weekly" => {
+                let (day, at) = rest.split_once(' ').ok_or_else(bad)?;
+                Ok(Self::weekly(day.parse().map_err(|_| bad())?, time(at)?))
+            }
+            "cron" => Self::cron(rest),
+            _ => Err(bad()),
+        }
+    }
+}
+
+impl fmt::Display for Recurrence {
+    /// In words: `every day at 10:00`, `every Sunday at 10:00`, `cron 0 10 * * SUN`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.kind {
+            Kind::Daily(time) => write!(f, "every day at {}", time.format("%H:%M")),
+            Kind::Weekly(day, time) => write!(f, "every {} at {}", long_day_name(*day), time.format("%H:%M")),
+            Kind::Cron(expression) => write!(f, "cron {expression}"),
+        }
+    }
+}
+
+fn minute_of(time: NaiveTime) -> NaiveTime {
+    NaiveTime::from_hms_opt(time.hour(), time.minute(), 0).unwrap_or(time)
+}
+
+/// The three-letter name the store and the API use, e.g. `sun`.
+pub fn day_name(day: Weekday) -> &'static str {
+    ["mon", "tue", "wed", "thu", "fri", "sat", "sun"][day.num_days_from_monday() as usize]
+}
+
+/// The full English name, e.g. `Sunday`.
+pub fn long_day_name(day: Weekday) -> &'static str {
+    ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"][day.num_days_from_monday() as usize]
+}
+
+fn describe_cron_error(error: &croner::errors::CronError) -> String {
+    format!(
+        "not a cron expression we can use ({error}); give five fields: minute hour day-of-month month day-of-week, e.g. 0 10 * * SUN"
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono_tz::America::New_York;
+    use chrono_tz::Europe::Dublin;
+
+    fn utc(text: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(text).expect("valid instant").with_timezone(&Utc)
+    }
+
+    fn at(hour: u32, minute: u32) -> NaiveTime {
+        NaiveTime::from_hms_opt(hour, minute, 0).expect("valid time")
+    }
+
+    /// The occurrences in the 24 hours after `from`.
+    fn day_of(recurrence: &Recurrence, from: &str, zone: Tz) -> Vec<DateTime<Utc>> {
+        let from = utc(from);
+        recurrence.between(from, from + chrono::Duration::hours(24), zone, 200)
+    }
+
+    #[test]
+    fn a_daily_time_follows_the_zone_across_spring_forward_in_new_york() {
+        let daily = Recurrence::daily(at(10, 0));
+        // 10:00 EST on 2026-03-07 is 15:00 UTC; 10:00 EDT on 2026-03-08 is 14:00 UTC.
+        assert_eq!(daily.next_after(utc("2026-03-07T12:00:00Z"), New_York), Some(utc("2026-03-07T15:00:00Z")));
+        assert_eq!(daily.next_after(utc("2026-03-07T15:00:00Z"), New_York), Some(utc("2026-03-08T14:00:00Z")));
+    }
+
+    #[test]
+    fn a_daily_time_in_the_spring_gap_rings_once_at_the_end_of_the_gap() {
+        // New York skips 02:00–03:00 on 2026-03-08: 02:30 rings at 03:00 EDT (07:00 UTC).
+        let new_york = day_of(&Recurrence::daily(at(2, 30)), "2026-03-08T00:00:00Z", New_York);
+        assert_eq!(new_york, [utc("2026-03-08T07:00:00Z")]);
+        // Dublin skips 01:00–02:00 on 2026-03-29: 01:30 rings at 02:00 IST (01:00 UTC).
+        let dublin = day_of(&Recurrence::daily(at(1, 30)), "2026-03-28T23:00:00Z", Dublin);
+        assert_eq!(dublin, [utc("2026-03-29T01:00:00Z")]);
+    }
+
+    #[test]
+    fn a_daily_time_in_the_autumn_overlap_rings_once_at_its_first_occurrence() {
+        // New York repeats 01:00–02:00 on 2026-11-01: 01:30 rings at 01:30 EDT (05:30 UTC) only.
+        let new_york = day_of(&Recurrence::daily(at(1, 30)), "2026-11-01T00:00:00Z", New_York);
+        assert_eq!(new_york, [utc("2026-11-01T05:30:00Z")]);
+        // Dublin repeats 01:00–02:00 on 2026-10-25: 01:30 rings at 01:30 IST (00:30 UTC) only.
+        let dublin = day_of(&Recurrence::daily(at(1, 30)), "2026-10-24T22:00:00Z", Dublin);
+        assert_eq!(dublin, [utc("2026-10-25T00:30:00Z")]);
+    }
+
+    #[test]
+    fn a_quarter_hourly_cron_merges_the_gap_and_does_not_repeat_the_overlap() {
+        let quarterly = Recurrence::cron("*/15 * * * *").expect("valid");
+        // Spring: 01:45 EST, then the four quarters of the missing hour all become 03:00 EDT.
+        let spring = quarterly.between(utc("2026-03-08T06:30:00Z"), utc("2026-03-08T07:20:00Z"), New_York, 20);
+        assert_eq!(spring, [utc("2026-03-08T06:45:00Z"), utc("2026-03-08T07:00:00Z"), utc("2026-03-08T07:15:00Z")]);
+        // Autumn: 01:00–01:45 ring once each (EDT); the second run through that hour (EST) is silent.
+        let autumn = quarterly.between(utc("2026-11-01T04:50:00Z"), utc("2026-11-01T07:10:00Z"), New_York, 20);
+        let expected = ["05:00", "05:15", "05:30", "05:45", "07:00"].map(|t| utc(&format!("2026-11-01T{t}:00Z")));
+        assert_eq!(autumn, expected);
+    }
+
+    #[test]
+    fn a_weekly_rule_rings_on_its_day_only() {
+        let sundays = Recurrence::weekly(Weekday::Sun, at(10, 0));
+        // 2026-03-28 is a Saturday; the next Sunday 10:00 in Dublin is after spring-forward (IST).
+        assert_eq!(sundays.next_after(utc("2026-03-28T12:00:00Z"), Dublin), Some(utc("2026-03-29T09:00:00Z")));
+        assert_eq!(sundays.next_after(utc("2026-03-29T09:00:00Z"), Dublin), Some(utc("2026-04-05T09:00:00Z")));
+    }
+
+    #[test]
+    fn the_latest_occurrence_is_found_backwards_including_the_moment_itself() {
+        let daily = Recurrence::daily(at(10, 0));
+        assert_eq!(daily.latest_until(utc("2026-07-01T09:00:00Z"), Dublin), Some(utc("2026-07-01T09:00:00Z")));
+        assert_eq!(daily.latest_until(utc("2026-07-01T08:59:00Z"), Dublin), Some(utc("2026-06-30T09:00:00Z")));
+        // In the second run through New York's repeated hour, 01:30 already happened (in EDT).
+        let half_past_one = Recurrence::daily(at(1, 30));
+        assert_eq!(
+            half_past_one.latest_until(utc("2026-11-01T06:45:00Z"), New_York),
+            Some(utc("2026-11-01T05:30:00Z"))
+        );
+    }
+
+    #[test]
+    fn every_form_survives_the_store() {
+        let forms = [
+            Recurrence::daily(at(7, 5)),
+            Recurrence::weekly(Weekday::Wed, at(18, 30)),
+            Recurrence::cron("0  9 * *  MON-FRI").expect("valid"),
+        ];
+        for recurrence in forms {
+            let stored = recurrence.to_stored();
+            assert_eq!(Recurrence::from_stored(&stored).as_ref(), Ok(&recurrence), "{stored}");
+        }
+    }
+
+    #[test]
+    fn a_pattern_that_never_matches_has_no_occurrence() {
+        let thirtieth_of_february = Recurrence::cron("0 10 30 2 *").expect("parses");
+        assert_eq!(thirtieth_of_february.next_after(utc("2026-01-01T00:00:00Z"), Dublin), None);
+        assert_eq!(thirtieth_of_february.latest_until(utc("2026-01-01T00:00:00Z"), Dublin), None);
+    }
+
+    #[test]
+    fn seconds_years_and_nonsense_are_not_cron_expressions() {
+        for bad in ["", "0 0 10 * * SUN", "0 10 * * SUN 2027", "61 10 * * *", "every sunday"] {
+            assert!(Recurrence::cron(bad).is_err(), "{bad}");
+        }
+    }
+}
