@@ -6,10 +6,10 @@ mod common;
 
 use chrono::{DateTime, Duration, NaiveTime, Utc};
 use common::scheduler::{Scheduler, queue_settings, scheduler};
-use dialajoke::calls::{Call, CallId, CallStatus, DueAt, HistoryEntry, PhoneNumber, Schedule, Timezone};
+use dialajoke::calls::{Call, CallId, CallStatus, HistoryEntry, PhoneNumber, Timezone};
 use dialajoke::rules::{CatchUp, NewRule, Recurrence, RuleId};
 use dialajoke::scheduler::StepOutcome;
-use dialajoke::store::{CallPatch, DialLimits, NewCall, RuleStep, Stepped};
+use dialajoke::store::{CallPatch, DialLimits};
 
 fn at(text: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(text).expect("valid instant").with_timezone(&Utc)
@@ -202,39 +202,4 @@ async fn two_instances_sharing_a_database_make_each_occurrence_once() {
         occurrences.dedup();
         assert_eq!((calls.len(), occurrences.len()), (3, 3), "{calls:#?}");
     }
-}
-
-#[tokio::test]
-async fn an_occurrence_that_already_has_its_call_is_never_stored_twice() {
-    let f = scheduler(queue_settings(100, DialLimits::unlimited())).await;
-    let rule = add_rule(&f, daily(10, 0), "Europe/Dublin", CatchUp::DEFAULT, "2026-01-14T12:00:00Z").await;
-    f.materialiser.pass(at("2026-01-14T12:00:00Z")).await.expect("pass");
-    let stored = f.store.get_rule(rule).await.expect("read").expect("rule");
-    let occurrence = at("2026-01-15T10:00:00Z");
-    let again = |cursor_from| RuleStep {
-        rule,
-        cursor_from,
-        cursor_to: cursor_from + Duration::seconds(1),
-        note: None,
-        occurrence: Some((
-            NewCall {
-                id: CallId::new(),
-                schedule: Schedule {
-                    to: stored.to.clone(),
-                    due_at: DueAt::planned(occurrence),
-                    timezone: stored.timezone,
-                    note: None,
-                },
-                idempotency: None,
-            },
-            occurrence,
-        )),
-    };
-
-    let with_a_stale_cursor = f.store.step_rule(&again(stored.cursor - Duration::hours(1))).await.expect("step");
-    let with_the_current_cursor = f.store.step_rule(&again(stored.cursor)).await.expect("step");
-
-    assert_eq!(with_a_stale_cursor, Stepped::Stale);
-    assert_eq!(with_the_current_cursor, Stepped::Moved { created: false });
-    assert_eq!(rule_calls(&f, rule).await.len(), 1);
 }
