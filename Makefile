@@ -5,7 +5,7 @@ CHROMIUM := /usr/bin/chromium
 CHROMEDRIVER := /usr/bin/chromedriver
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test soak bench lint fmt build browser-deps
+.PHONY: run test soak bench lint fmt build browser-deps cluster postgres
 
 ## run: serve on 127.0.0.1:8080; without TELNYX_API_KEY, against the built-in Telnyx simulator
 run:
@@ -15,14 +15,23 @@ run:
 		$(CARGO) run --release --bin dialajoke -- demo; \
 	fi
 
-## test: every test (unit, integration, end to end against the simulator, and the pages in
-## headless Chromium when it is installed; the browser tests say loudly when they were skipped)
+## test: every test (unit, integration, end to end against the simulator, the PostgreSQL store
+## and cluster tests when DIALAJOKE_TEST_POSTGRES_URL is set, and the pages in headless Chromium
+## when it is installed; what was skipped is said loudly at the end)
 test:
 	$(CARGO) test --all-targets
 	@if [ ! -x $(CHROMIUM) ] || [ ! -x $(CHROMEDRIVER) ]; then \
 		echo; \
 		echo "*** SKIPPED: the browser tests (tests/browser/) need $(CHROMIUM) and $(CHROMEDRIVER). ***"; \
 		echo "*** Install them with 'make browser-deps', then run 'make test' again.            ***"; \
+		echo; \
+	fi
+	@if [ -z "$$DIALAJOKE_TEST_POSTGRES_URL" ]; then \
+		echo; \
+		echo "*** SKIPPED: the PostgreSQL store tests and the cluster tests (tests/store.rs postgres::*,    ***"; \
+		echo "*** tests/timed_queue.rs postgres::*, tests/cluster/) need DIALAJOKE_TEST_POSTGRES_URL.     ***"; \
+		echo "*** Run 'make postgres', then:                                                              ***"; \
+		echo "***   DIALAJOKE_TEST_POSTGRES_URL=postgres://postgres@127.0.0.1:5432/postgres make test      ***"; \
 		echo; \
 	fi
 
@@ -38,6 +47,16 @@ browser-deps:
 ## (DIALAJOKE_SOAK_SEED=N replays a run; `make test` runs the short version)
 soak:
 	DIALAJOKE_SOAK=1 $(CARGO) test --test crash_safety -- --nocapture
+
+## cluster: three instances and the simulator against the local PostgreSQL, behind a round-robin
+## balancer on http://127.0.0.1:8080/ (INSTANCES=N for another count; Ctrl-C stops them)
+cluster:
+	scripts/cluster.sh
+
+## postgres: make sure the local PostgreSQL answers on 127.0.0.1:5432 (starts it, or installs it on
+## Debian/Ubuntu), for the PostgreSQL tests and `make cluster`
+postgres:
+	scripts/postgres.sh
 
 ## bench: the release build under load: webhook intake against a verify-only ceiling, the timed
 ## queue with 1,000,000 calls pending, the page and API, idle memory and start-up; writes

@@ -84,7 +84,8 @@ const FIELDS: &[(&str, &str, Option<&str>)] = &[
     ("dial_limit", "DIALAJOKE_DIAL_LIMIT", Some("150")),
     ("dial_window_secs", "DIALAJOKE_DIAL_WINDOW_SECS", Some("5")),
     ("ring_timeout_secs", "DIALAJOKE_RING_TIMEOUT_SECS", Some("30")),
-    ("lease_secs", "DIALAJOKE_LEASE_SECS", Some("120")),
+    ("max_active_calls", "DIALAJOKE_MAX_ACTIVE_CALLS", Some("0")),
+    ("lease_secs", "DIALAJOKE_LEASE_SECS", Some("20")),
     ("instance_id", "DIALAJOKE_INSTANCE_ID", Some("single")),
     ("cors_origins", "DIALAJOKE_CORS_ORIGINS", Some("")),
     ("api_token", "DIALAJOKE_API_TOKEN", None),
@@ -94,6 +95,7 @@ const FIELDS: &[(&str, &str, Option<&str>)] = &[
     ("limit_global_hour", "DIALAJOKE_LIMIT_GLOBAL_HOUR", Some("1000")),
     ("limit_global_day", "DIALAJOKE_LIMIT_GLOBAL_DAY", Some("5000")),
     ("shutdown_secs", "DIALAJOKE_SHUTDOWN_SECS", Some("10")),
+    ("clock_offset_secs", "DIALAJOKE_CLOCK_OFFSET_SECS", Some("0")),
     ("calling_hours", "DIALAJOKE_CALLING_HOURS", Some("08:00-21:00")),
     ("quiet_hours_action", "DIALAJOKE_QUIET_HOURS_ACTION", Some("defer")),
     ("retry_attempts", "DIALAJOKE_RETRY_ATTEMPTS", Some("2")),
@@ -125,7 +127,7 @@ pub struct Config {
     pub bind: SocketAddr,
     /// The base URL Telnyx reaches us at; None means "ask the local ngrok agent".
     pub public_url: Option<String>,
-    /// `sqlite://PATH`.
+    /// `sqlite://PATH` (one instance) or `postgres://…` (any number of instances sharing it).
     pub database_url: String,
     /// An external joke API (`GET` → `{"joke": …}`).
     pub jokes_url: Option<String>,
@@ -141,10 +143,13 @@ pub struct Config {
     pub horizon: chrono::Duration,
     /// How late a call that fell due during downtime may still be dialed.
     pub grace: chrono::Duration,
-    /// Dials allowed in any rolling `dial_window`.
+    /// Dials allowed in any rolling `dial_window`, by all instances sharing the database together.
     pub dial_limit: u32,
     /// The pacing window.
     pub dial_window: Duration,
+    /// The most calls in progress at once (claimed and not yet ended), by all instances
+    /// together; None: no limit.
+    pub max_active_calls: Option<u32>,
     /// How long the phone rings before Telnyx gives up.
     pub ring_timeout_secs: u32,
     /// How long a claim on a call holds before it is considered abandoned.
@@ -161,6 +166,8 @@ pub struct Config {
     pub allowed_countries: Countries,
     /// How many calls may be scheduled per number and in all.
     pub limits: Limits,
+    /// For tests of clock skew only: how far this instance's own clock is set off, in seconds.
+    pub clock_offset_secs: i64,
     /// When callees may be rung (their local time).
     pub calling_hours: CallingHours,
     /// What happens to a due call in its callee's quiet hours.
@@ -251,6 +258,7 @@ impl Config {
             grace: chrono::Duration::seconds(parse(v, "grace_secs")?),
             dial_limit: positive(v, "dial_limit")?,
             dial_window: Duration::from_secs(positive(v, "dial_window_secs")?),
+            max_active_calls: Some(parse(v, "max_active_calls")?).filter(|most| *most > 0),
             ring_timeout_secs: parse(v, "ring_timeout_secs")?,
             lease: Duration::from_secs(positive(v, "lease_secs")?),
             instance_id: required(v, "instance_id")?,
@@ -269,6 +277,7 @@ impl Config {
                 global_hour: parse(v, "limit_global_hour")?,
                 global_day: parse(v, "limit_global_day")?,
             },
+            clock_offset_secs: parse(v, "clock_offset_secs")?,
             calling_hours: parse(v, "calling_hours")?,
             quiet_action: parse(v, "quiet_hours_action")?,
             retry: RetryPolicy {
@@ -435,6 +444,15 @@ mod tests {
     fn the_api_key_never_prints() {
         let config = Config::from_sources(None, env_of(ACCOUNT)).expect("valid");
         assert!(!format!("{config:?}").contains("KEY0123"));
+    }
+
+    #[test]
+    fn no_limit_on_calls_at_once_unless_one_is_set() {
+        let unset = Config::from_sources(None, env_of(ACCOUNT)).expect("valid");
+        let mut env = ACCOUNT.to_vec();
+        env.push(("DIALAJOKE_MAX_ACTIVE_CALLS", "10"));
+        let set = Config::from_sources(None, env_of(&env)).expect("valid");
+        assert_eq!((unset.max_active_calls, set.max_active_calls), (None, Some(10)));
     }
 
     #[test]

@@ -3,7 +3,9 @@
 //! This file wires the parts together (store, Telnyx client, call flow, timed queue, web) and
 //! owns start-up and graceful shutdown.
 
+pub mod balance;
 pub mod calls;
+pub mod clock;
 pub mod config;
 pub mod demo;
 pub mod jokes;
@@ -31,7 +33,7 @@ use crate::rules::plan::PlanSettings;
 use crate::rules::service::RuleService;
 use crate::scheduler::materialise::Materialiser;
 use crate::scheduler::{QueueSettings, TimedQueue, housekeeping};
-use crate::store::Store;
+use crate::store::{DialLimits, LeaseTerms, Store};
 use crate::telnyx::client::{ClientConfig, TelnyxClient};
 use crate::telnyx::signature::PublicKey;
 use crate::web::AppState;
@@ -99,7 +101,7 @@ impl Application {
         let addr = listener.local_addr().map_err(|source| StartError::Bind { addr: config.bind, source })?;
         let store = store::open(&config.database_url)
             .await
-            .map_err(|source| StartError::Store { url: config.database_url.clone(), source })?;
+            .map_err(|source| StartError::Store { url: store::redact_url(&config.database_url), source })?;
         let public_url = match &config.public_url {
             Some(url) => url.clone(),
             None => ngrok::public_url(ngrok::AGENT_URL).await?,
@@ -230,8 +232,8 @@ fn build_flow(config: &Config, store: Arc<dyn Store>, webhook_url: &str) -> Resu
         voice: config.voice.clone(),
         language: config.language.clone(),
         ring_timeout_secs: config.ring_timeout_secs,
-        instance_id: config.instance_id.clone(),
-        lease: config.lease,
+        lease: lease_terms(config),
+        limits: dial_limits(config),
         machine: config.machine,
         retry: config.retry,
     };
@@ -249,15 +251,23 @@ fn policy(config: &Config) -> Policy {
 
 fn queue_settings(config: &Config) -> QueueSettings {
     QueueSettings {
-        owner: config.instance_id.clone(),
-        lease: config.lease,
-        grace: config.grace,
+        lease: lease_terms(config),
+        grace: config.grace.to_std().unwrap_or_default(),
         window: 10_000,
         batch: 500,
-        pacing: Some((config.dial_limit, config.dial_window)),
+        limits: dial_limits(config),
         calling_hours: config.calling_hours,
         quiet: config.quiet_action,
     }
+}
+
+fn lease_terms(config: &Config) -> LeaseTerms {
+    LeaseTerms { owner: config.instance_id.clone(), ttl: config.lease }
+}
+
+fn dial_limits(config: &Config) -> DialLimits {
+    let rate = DialLimits::spread(config.dial_limit, config.dial_window);
+    DialLimits { rate: Some(rate), max_active: config.max_active_calls }
 }
 
 fn webhook_key(config: &Config) -> Result<Option<PublicKey>, StartError> {

@@ -1,4 +1,5 @@
-//! The `dialajoke` command: serve (the default), run the Telnyx simulator, or apply migrations.
+//! The `dialajoke` command: serve (the default), run the Telnyx simulator, apply migrations, or
+//! balance requests over local instances.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -28,6 +29,8 @@ enum Command {
     Simulate(Box<dialajoke::sim::SimArgs>),
     /// Create or upgrade the database, then exit.
     Migrate,
+    /// Spread requests round-robin over several local instances (for running a cluster on one machine).
+    Balance(dialajoke::balance::BalanceArgs),
 }
 
 fn init_logging() {
@@ -53,6 +56,7 @@ async fn main() -> ExitCode {
         Some(Command::Demo) => dialajoke::demo::run(file.as_deref()).await,
         Some(Command::Simulate(args)) => dialajoke::sim::serve(*args).await.map_err(|e| e.to_string()),
         Some(Command::Migrate) => migrate(file.as_deref()).await,
+        Some(Command::Balance(args)) => dialajoke::balance::serve(args).await,
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
@@ -65,6 +69,13 @@ async fn main() -> ExitCode {
 
 async fn serve(config: Result<Config, dialajoke::config::ConfigError>) -> Result<(), String> {
     let config = config.map_err(|e| e.to_string())?;
+    if config.clock_offset_secs != 0 {
+        tracing::warn!(
+            offset_secs = config.clock_offset_secs,
+            "DIALAJOKE_CLOCK_OFFSET_SECS is set: this instance's clock is deliberately wrong (for tests of clock skew)"
+        );
+        dialajoke::clock::skew(config.clock_offset_secs);
+    }
     let app = Application::build(config).await.map_err(|e| e.to_string())?;
     app.run_until_stopped().await.map_err(|e| e.to_string())
 }

@@ -284,12 +284,13 @@ async fn leave_mid_dial(app: &TestApp, claimed_ago: chrono::Duration) -> String 
     let now = chrono::Utc::now();
     let claimed = (now - claimed_ago).timestamp_millis();
     sqlx::query(
-        "INSERT INTO calls (id, to_number, due_at, timezone, status, attempt, lease_owner, lease_until, created_at, updated_at) \
-         VALUES (?, '+12015550100', ?, 'UTC', 'dialing', 1, 'single', ?, ?, ?)",
+        "INSERT INTO calls (id, to_number, due_at, timezone, status, attempt, lease_owner, lease_until, \
+         dial_started_at, created_at, updated_at) VALUES (?, '+12015550100', ?, 'UTC', 'dialing', 1, 'single', ?, ?, ?, ?)",
     )
     .bind(&id)
     .bind(claimed)
     .bind((now + chrono::Duration::minutes(2)).timestamp_millis())
+    .bind(claimed)
     .bind(claimed)
     .bind(claimed)
     .execute(&app.db().await)

@@ -14,6 +14,7 @@ use dialajoke::calls::hours::{CallingHours, QuietAction};
 use dialajoke::calls::{Call, CallId};
 use dialajoke::scheduler::{Dispatch, QueueSettings, TimedQueue};
 use dialajoke::sim::{RequestKind, SimConfig};
+use dialajoke::store::{DialLimits, LeaseTerms};
 use sqlx::SqlitePool;
 use tokio_util::sync::CancellationToken;
 
@@ -188,12 +189,11 @@ async fn burst(url: &str, scale: &Scale, first_due: DateTime<Utc>) -> Burst {
     let store = dialajoke::store::open(url).await.expect("store");
     let recorder = Arc::new(Recorder { expected: scale.due as usize, ..Recorder::default() });
     let settings = QueueSettings {
-        owner: "bench".into(),
-        lease: Duration::from_secs(120),
-        grace: chrono::Duration::minutes(10),
+        lease: LeaseTerms { owner: "bench".into(), ttl: Duration::from_secs(120) },
+        grace: Duration::from_secs(600),
         window: 10_000,
         batch: 500,
-        pacing: None,
+        limits: DialLimits::unlimited(),
         // The bench measures the queue's mechanics; the callees' quiet hours would move calls.
         calling_hours: CallingHours::Always,
         quiet: QuietAction::Defer,

@@ -44,6 +44,24 @@ impl CallId {
     pub fn command_id(&self, step: &str, attempt: u32) -> String {
         Uuid::new_v5(&self.0, format!("{step}:{attempt}").as_bytes()).to_string()
     }
+
+    /// The id of this call's dial, the same for its whole life. A call is claimed once (its
+    /// first attempt) and every later send of its dial, by whichever instance took it over, must
+    /// be the same command for Telnyx, or a takeover would ring the callee a second time.
+    pub fn dial_command_id(&self) -> String {
+        self.command_id("dial", 1)
+    }
+
+    /// The UUID itself, for stores that keep it as one.
+    pub fn as_uuid(&self) -> Uuid {
+        self.0
+    }
+}
+
+impl From<Uuid> for CallId {
+    fn from(id: Uuid) -> Self {
+        Self(id)
+    }
 }
 
 impl Default for CallId {
@@ -79,8 +97,10 @@ pub struct Call {
     pub timezone: Timezone,
     /// Where it is in its life.
     pub status: CallStatus,
-    /// How many times the queue has claimed it; part of every command id, so a new attempt is a
-    /// new command for Telnyx while retries of one attempt are recognised as repeats.
+    /// The lease's fencing token: bumped when the queue claims the call and whenever another
+    /// lease holder takes its dial over, so a former holder can no longer renew or act on it.
+    /// Part of the speak and hangup command ids, so retries of one attempt are recognised by
+    /// Telnyx as repeats (the dial keeps one id for life, see [`CallId::dial_command_id`]).
     pub attempt: u32,
     /// Telnyx's id for the call leg, once the dial was accepted.
     pub call_control_id: Option<String>,
@@ -116,6 +136,6 @@ pub struct HistoryEntry {
 impl HistoryEntry {
     /// An entry stamped now.
     pub fn now(kind: impl Into<String>, detail: Option<String>) -> Self {
-        Self { kind: kind.into(), time: Utc::now(), detail }
+        Self { kind: kind.into(), time: crate::clock::now(), detail }
     }
 }

@@ -3,7 +3,6 @@
 
 use std::sync::Arc;
 
-use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use tokio::sync::broadcast;
 
@@ -12,6 +11,7 @@ use super::outcomes::{self, DayOutcomes};
 use super::policy::{Policy, PolicyError};
 use super::state::{self, CallEvent, Transition};
 use super::{Call, CallId, CallStatus, HistoryEntry, Schedule, ScheduleInput, ScheduleRules, ValidationErrors};
+use crate::clock;
 use crate::scheduler::TimedQueue;
 use crate::store::{CallPatch, Inserted, ListQuery, NewCall, Store, StoreError};
 
@@ -79,9 +79,11 @@ impl CallService {
         {
             return replay(call, &hash, &fingerprint);
         }
-        let rules = ScheduleRules { now: Utc::now(), horizon: self.policy.horizon };
+        // "In the future" by the store's clock, which decides when the call is due, so that every
+        // instance accepts the same instants whatever its own clock says.
+        let rules = ScheduleRules { now: self.store.now().await?, horizon: self.policy.horizon };
         let schedule = Schedule::parse(input, rules).map_err(ScheduleError::Invalid)?;
-        self.check_policy(input, &schedule, rules.now).await?;
+        self.check_policy(input, &schedule).await?;
         let new =
             NewCall { id: CallId::new(), schedule, idempotency: key.map(|k| (k.to_owned(), fingerprint.clone())) };
         match self.store.insert_call(&new).await? {
@@ -95,12 +97,7 @@ impl CallService {
 
     /// Refuses destinations outside the allowed countries, numbers or totals over the limits, and
     /// moments in the callee's quiet hours (named against the field that set the moment).
-    async fn check_policy(
-        &self,
-        input: &ScheduleInput,
-        schedule: &Schedule,
-        now: DateTime<Utc>,
-    ) -> Result<(), ScheduleError> {
+    async fn check_policy(&self, input: &ScheduleInput, schedule: &Schedule) -> Result<(), ScheduleError> {
         self.policy.check_country(&schedule.to)?;
         let zone = callee_zone(schedule.timezone, &schedule.to);
         if let Some(allowed) = self.policy.hours.next_allowed(schedule.due_at.instant(), zone) {
@@ -110,7 +107,7 @@ impl CallService {
                 quiet_hours_message(&self.policy.hours, schedule.due_at.instant(), allowed, zone),
             )));
         }
-        self.policy.check_limits(self.store.as_ref(), Some(&schedule.to), now).await?;
+        self.policy.check_limits(self.store.as_ref(), Some(&schedule.to)).await?;
         Ok(())
     }
 
@@ -127,6 +124,7 @@ impl CallService {
             let now = self.store.get_call(id).await?.map_or(CallStatus::Dialing, |c| c.status);
             return Err(CancelError::TooLate(now));
         }
+        self.queue.cancelled(id);
         self.store.get_call(id).await?.ok_or(CancelError::NotFound)
     }
 
@@ -150,7 +148,7 @@ impl CallService {
     /// How the calls that ended on each of the last `days` days went, days counted in `zone`,
     /// oldest first.
     pub async fn daily_outcomes(&self, zone: Tz, days: u32) -> Result<Vec<DayOutcomes>, StoreError> {
-        let (days, since) = outcomes::window(Utc::now(), zone, days);
+        let (days, since) = outcomes::window(clock::now(), zone, days);
         let counts = self.store.outcome_counts(since, outcomes::BUCKET_SECS).await?;
         Ok(outcomes::by_day(&counts, zone, &days))
     }

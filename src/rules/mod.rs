@@ -29,6 +29,17 @@ impl RuleId {
     pub fn new() -> Self {
         Self(Uuid::new_v4())
     }
+
+    /// The UUID itself, for stores that keep it as one.
+    pub fn as_uuid(&self) -> Uuid {
+        self.0
+    }
+}
+
+impl From<Uuid> for RuleId {
+    fn from(id: Uuid) -> Self {
+        Self(id)
+    }
 }
 
 impl Default for RuleId {

@@ -58,10 +58,11 @@ impl RuleService {
     #[tracing::instrument(skip(self, input))]
     pub async fn create(&self, input: &RuleInput) -> Result<Rule, RuleError> {
         let rule = input::parse(input).map_err(RuleError::Invalid)?;
-        let now = Utc::now();
+        // The store's clock starts the rule's cursor and decides when its calls are due.
+        let now = self.store.now().await?;
         self.policy.check_country(&rule.to)?;
         self.check_occurrences(&rule, now).map_err(RuleError::Invalid)?;
-        self.policy.check_limits(self.store.as_ref(), None, now).await?;
+        self.policy.check_limits(self.store.as_ref(), None).await?;
         let stored = self.store.insert_rule(&rule, now).await?;
         self.materialiser.pass(now).await?;
         Ok(self.store.get_rule(stored.id).await?.unwrap_or(stored))
@@ -126,13 +127,13 @@ impl RuleService {
     /// Stops a rule making calls and cancels its waiting call; pausing a paused rule changes nothing.
     #[tracing::instrument(skip(self))]
     pub async fn pause(&self, id: RuleId) -> Result<Rule, RuleError> {
-        self.store.set_rule_status(id, RuleStatus::Paused, Utc::now()).await?.ok_or(RuleError::NotFound)
+        self.store.set_rule_status(id, RuleStatus::Paused, self.store.now().await?).await?.ok_or(RuleError::NotFound)
     }
 
     /// Lets a paused rule make calls again, from its next occurrence after now.
     #[tracing::instrument(skip(self))]
     pub async fn resume(&self, id: RuleId) -> Result<Rule, RuleError> {
-        let now = Utc::now();
+        let now = self.store.now().await?;
         self.store.set_rule_status(id, RuleStatus::Active, now).await?.ok_or(RuleError::NotFound)?;
         self.materialiser.pass(now).await?;
         self.get(id).await

@@ -28,10 +28,10 @@ pub async fn start(flow: CallFlow, materialiser: Materialiser) -> Result<JobSche
 /// and starts re-applying pending inbox events, all but the first in the background. At start-up
 /// (`starting`), this instance's own claims from its previous run are orphaned too.
 pub async fn sweep(flow: &CallFlow, materialiser: &Materialiser, starting: bool) {
-    if let Err(error) = materialiser.pass(chrono::Utc::now()).await {
+    if let Err(error) = materialiser.pass_now().await {
         tracing::error!(error = ?error, "could not give recurring rules their next calls");
     }
-    match flow.recover_orphaned_dials(chrono::Utc::now(), starting).await {
+    match flow.recover_orphaned_dials(starting).await {
         Ok(0) => {}
         Ok(count) => tracing::warn!(count, "dials whose outcome was unknown are being resent or failed"),
         Err(error) => tracing::error!(error = ?error, "could not reconcile orphaned dials"),

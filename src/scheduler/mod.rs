@@ -1,10 +1,10 @@
 //! Firing calls on time: the timed queue (a min-heap over the next window of due calls, woken
-//! early when an earlier call is scheduled), dial pacing, the materialiser that turns recurring
-//! rules into calls, and the housekeeping jobs.
+//! early when an earlier call is scheduled here or on another instance), the materialiser that
+//! turns recurring rules into calls, and the housekeeping jobs. Dial pacing is the store's: it
+//! holds for every instance sharing it.
 
 pub mod housekeeping;
 pub mod materialise;
-pub mod pacing;
 mod queue;
 
 use async_trait::async_trait;

@@ -1,43 +1,47 @@
 //! The timed queue. Only the next `window` scheduled calls are held in memory (a min-heap of due
 //! instants), so memory stays flat however many calls are pending. The heap only says *when* to
-//! wake: due calls are then claimed from the store in one atomic step, which is what makes
-//! "dial once" hold across restarts. Just before the claim, due calls are checked against the
-//! callees' calling hours once more, so a call held up by an outage never rings at 3 a.m.: it is
-//! moved to the next allowed time or marked missed, as configured.
+//! wake, by the store's clock: due calls are then claimed from the store in one atomic step within
+//! the dial limits every instance shares, which is what makes "dial once" hold across restarts
+//! and across instances. Calls scheduled or cancelled on other instances arrive as notices.
+//! Just before the claim, due calls are checked against the callees' calling hours once more, so
+//! a call held up by an outage never rings at 3 a.m.: it is moved to the next allowed time or
+//! marked missed, as configured.
 
 use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+use std::collections::{BinaryHeap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use tokio::sync::Notify;
+use tokio::sync::broadcast::{Receiver, error::RecvError};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::Dispatch;
-use super::pacing::Pacer;
 use crate::calls::hours::{CallingHours, QuietAction, callee_zone, quiet_hours_message};
 use crate::calls::state::{self, CallEvent, Transition};
 use crate::calls::{Call, CallId, CallStatus, DueAt, HistoryEntry};
-use crate::store::{CallPatch, Store, StoreError};
+use crate::store::{CallPatch, Claimed, DialLimits, HeldBack, LeaseTerms, QueueNotice, Store, StoreError};
+
+/// How long to wait before trying again when the limit of calls at once is reached (those calls
+/// may end on any instance, so there is nothing local to wait for).
+const FULL_RETRY: Duration = Duration::from_millis(250);
 
 /// How the queue behaves.
 #[derive(Debug, Clone)]
 pub struct QueueSettings {
-    /// This instance's name, written on its claims.
-    pub owner: String,
-    /// How long a claim holds.
-    pub lease: Duration,
+    /// This instance's name on its claims, and how long a claim holds.
+    pub lease: LeaseTerms,
     /// Calls overdue by more than this when first seen are marked missed instead of dialed.
-    pub grace: chrono::Duration,
+    pub grace: Duration,
     /// How many scheduled calls the in-memory window holds.
     pub window: u32,
     /// Most calls claimed in one step.
     pub batch: u32,
-    /// Dial pacing, as (dials, per window); None turns pacing off.
-    pub pacing: Option<(u32, Duration)>,
+    /// Dial pacing and the most calls at once, for all instances together.
+    pub limits: DialLimits,
     /// When callees may be rung.
     pub calling_hours: CallingHours,
     /// What happens to a due call in its callee's quiet hours.
@@ -51,8 +55,10 @@ pub enum StepOutcome {
     Dispatched(Vec<CallId>),
     /// Nothing is due; the next call falls due then (None: nothing scheduled).
     Idle(Option<DateTime<Utc>>),
-    /// Calls are due but pacing allows no dial before this instant.
-    Paced(Instant),
+    /// Calls are due but pacing allows no dial before this instant (store's clock).
+    Paced(DateTime<Utc>),
+    /// Calls are due but as many calls as allowed are in progress.
+    Full,
 }
 
 #[derive(Debug, Default)]
@@ -70,7 +76,6 @@ struct Inner {
     dispatcher: Arc<dyn Dispatch>,
     settings: QueueSettings,
     window: Mutex<Window>,
-    pacer: Option<Mutex<Pacer>>,
     wake: Notify,
     tasks: TaskTracker,
 }
@@ -82,7 +87,7 @@ pub struct TimedQueue {
 }
 
 fn locked<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    // A panic while holding these locks cannot leave them half-updated (every update is one
+    // A panic while holding this lock cannot leave the window half-updated (every update is one
     // push, pop or replacement), so a poisoned lock is still safe to use.
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
@@ -90,17 +95,12 @@ fn locked<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 impl TimedQueue {
     /// A queue over `store` that hands claimed calls to `dispatcher`.
     pub fn new(store: Arc<dyn Store>, dispatcher: Arc<dyn Dispatch>, settings: QueueSettings) -> Self {
-        // Dials are paced when claimed but counted by Telnyx when they arrive, and some take
-        // longer to leave than others (a new connection, a busy runtime): 5 % of slack on the
-        // window keeps their arrivals within the limit too.
-        let pacer = settings.pacing.map(|(limit, per)| Mutex::new(Pacer::new(limit, per + per / 20)));
         let window = Window { stale: true, ..Window::default() };
         let inner = Inner {
             store,
             dispatcher,
             settings,
             window: Mutex::new(window),
-            pacer,
             wake: Notify::new(),
             tasks: TaskTracker::new(),
         };
@@ -127,17 +127,42 @@ impl TimedQueue {
         }
     }
 
+    /// Tells the queue a call was cancelled, so it does not wake for it if it was the next one.
+    pub fn cancelled(&self, id: CallId) {
+        let mut window = locked(&self.inner.window);
+        if window.heap.peek().is_some_and(|Reverse((_, head))| *head == id) {
+            window.heap.pop();
+            drop(window);
+            self.inner.wake.notify_one();
+        }
+    }
+
+    fn hear(&self, notice: QueueNotice) {
+        match notice {
+            QueueNotice::Scheduled(id, due) => self.scheduled(id, due),
+            QueueNotice::Cancelled(id) => self.cancelled(id),
+            QueueNotice::Resync => self.resync(),
+        }
+    }
+
+    fn resync(&self) {
+        locked(&self.inner.window).stale = true;
+        self.inner.wake.notify_one();
+    }
+
     /// Runs until `shutdown` fires, then waits for in-flight dispatches up to `drain`.
     pub async fn run(&self, shutdown: CancellationToken, drain: Duration) {
+        let mut notices = self.inner.store.queue_notices();
         let mut failures = 0u32;
         while !shutdown.is_cancelled() {
-            let wait = match self.step(Utc::now()).await {
-                Ok(StepOutcome::Dispatched(_)) => {
+            let wait = match self.step_at().await {
+                Ok((StepOutcome::Dispatched(_), _)) => {
                     failures = 0;
                     continue;
                 }
-                Ok(StepOutcome::Idle(next)) => wake_at(next, Utc::now(), Instant::now()),
-                Ok(StepOutcome::Paced(at)) => Some(at),
+                Ok((StepOutcome::Idle(next), now)) => next.map(|at| instant_of(at, now, Instant::now())),
+                Ok((StepOutcome::Paced(at), now)) => Some(instant_of(at, now, Instant::now())),
+                Ok((StepOutcome::Full, _)) => Some(Instant::now() + FULL_RETRY),
                 Err(error) => {
                     failures += 1;
                     tracing::error!(error = ?error, failures, "timed queue step failed; retrying");
@@ -145,7 +170,7 @@ impl TimedQueue {
                     Some(Instant::now() + Duration::from_millis(200 * u64::from(failures.min(25))))
                 }
             };
-            self.sleep(wait, &shutdown).await;
+            self.sleep(wait, &mut notices, &shutdown).await;
         }
         self.inner.tasks.close();
         if tokio::time::timeout(drain, self.inner.tasks.wait()).await.is_err() {
@@ -153,33 +178,47 @@ impl TimedQueue {
         }
     }
 
-    async fn sleep(&self, until: Option<Instant>, shutdown: &CancellationToken) {
-        let far = Instant::now() + Duration::from_secs(3600);
-        tokio::select! {
-            () = tokio::time::sleep_until(until.unwrap_or(far)) => {}
-            () = self.inner.wake.notified() => {}
-            () = shutdown.cancelled() => {}
+    /// Sleeps until `until`, an earlier call, or shutdown, taking in notices meanwhile.
+    async fn sleep(&self, until: Option<Instant>, notices: &mut Receiver<QueueNotice>, shutdown: &CancellationToken) {
+        let until = until.unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
+        loop {
+            tokio::select! {
+                () = tokio::time::sleep_until(until) => return,
+                () = self.inner.wake.notified() => return,
+                () = shutdown.cancelled() => return,
+                notice = notices.recv() => match notice {
+                    Ok(notice) => self.hear(notice),
+                    Err(RecvError::Lagged(_)) => self.resync(),
+                    // The store keeps the sender while it lives; without it there is nothing to hear.
+                    Err(RecvError::Closed) => *notices = self.inner.store.queue_notices(),
+                },
+            }
         }
     }
 
     /// One step: refill the window if needed, mark long-overdue calls missed, and claim and
-    /// dispatch what is due at `now`. Public so tests drive the queue without sleeping.
-    pub async fn step(&self, now: DateTime<Utc>) -> Result<StepOutcome, StoreError> {
+    /// dispatch what is due by the store's clock. Public so tests drive the queue without sleeping.
+    pub async fn step(&self) -> Result<StepOutcome, StoreError> {
+        self.step_at().await.map(|(outcome, _)| outcome)
+    }
+
+    /// A step, and the store's clock when it looked.
+    async fn step_at(&self) -> Result<(StepOutcome, DateTime<Utc>), StoreError> {
         self.refill_if_stale().await?;
+        let now = self.inner.store.now().await?;
         let head = locked(&self.inner.window).heap.peek().map(|Reverse((due, _))| due.instant());
         let Some(head) = head.filter(|&due| due <= now) else {
-            return Ok(StepOutcome::Idle(head));
+            return Ok((StepOutcome::Idle(head), now));
         };
-        if head < now - self.inner.settings.grace {
-            self.mark_missed(now).await?;
-            return Ok(StepOutcome::Dispatched(Vec::new()));
+        let grace = chrono::Duration::from_std(self.inner.settings.grace).unwrap_or(chrono::Duration::MAX);
+        if head < now - grace {
+            self.mark_missed().await?;
+            return Ok((StepOutcome::Dispatched(Vec::new()), now));
         }
-        let allowed = match self.dials_allowed() {
-            Ok(allowed) => allowed,
-            Err(at) => return Ok(StepOutcome::Paced(at)),
-        };
-        self.hold_quiet_calls(now, allowed).await?;
-        self.claim_and_dispatch(now, allowed).await.map(StepOutcome::Dispatched)
+        let settings = &self.inner.settings;
+        self.hold_quiet_calls(now, settings.batch).await?;
+        let claimed = self.inner.store.claim_due(&settings.lease, settings.batch, &settings.limits).await?;
+        Ok((self.dispatch(claimed, now), now))
     }
 
     /// Moves or marks the due calls that are in their callee's quiet hours at `now`.
@@ -218,45 +257,40 @@ impl TimedQueue {
         Ok(())
     }
 
-    fn dials_allowed(&self) -> Result<u32, Instant> {
-        let batch = self.inner.settings.batch;
-        let Some(pacer) = &self.inner.pacer else { return Ok(batch) };
-        let mut pacer = locked(pacer);
-        let now = Instant::now();
-        match pacer.next_free_at(now) {
-            Some(at) => Err(at),
-            None => Ok(u32::try_from(pacer.available(now)).unwrap_or(u32::MAX).min(batch)),
-        }
-    }
-
-    async fn claim_and_dispatch(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<CallId>, StoreError> {
-        let settings = &self.inner.settings;
-        let lease_until = now + chrono::Duration::from_std(settings.lease).unwrap_or(chrono::Duration::MAX);
-        let claimed = self.inner.store.claim_due(now, &settings.owner, lease_until, limit).await?;
-        {
-            let mut window = locked(&self.inner.window);
-            while window.heap.peek().is_some_and(|Reverse((due, _))| due.instant() <= now) {
-                window.heap.pop();
-            }
-            // A full batch may have left due calls behind; a drained partial window hides later ones.
-            window.stale |=
-                claimed.len() as u64 == u64::from(limit) || (window.heap.is_empty() && window.loaded_until.is_some());
-        }
-        if let Some(pacer) = &self.inner.pacer {
-            let mut pacer = locked(pacer);
-            let at = Instant::now();
-            claimed.iter().for_each(|_| pacer.record(at));
-        }
-        let ids = claimed.iter().map(|call| call.id).collect();
-        for call in claimed {
+    fn dispatch(&self, claimed: Claimed, now: DateTime<Utc>) -> StepOutcome {
+        let ids: Vec<CallId> = claimed.calls.iter().map(|call| call.id).collect();
+        self.forget(&ids, &claimed, now);
+        for call in claimed.calls {
             let dispatcher = Arc::clone(&self.inner.dispatcher);
             self.inner.tasks.spawn(async move { dispatcher.dispatch(call).await });
         }
-        Ok(ids)
+        match claimed.held_back {
+            Some(HeldBack::Pacing(at)) if ids.is_empty() => StepOutcome::Paced(at),
+            Some(HeldBack::ActiveCalls) if ids.is_empty() => StepOutcome::Full,
+            _ => StepOutcome::Dispatched(ids),
+        }
     }
 
-    async fn mark_missed(&self, now: DateTime<Utc>) -> Result<(), StoreError> {
-        let missed = self.inner.store.mark_missed(now - self.inner.settings.grace).await?;
+    /// Takes what a claim settled out of the window.
+    fn forget(&self, ids: &[CallId], claimed: &Claimed, now: DateTime<Utc>) {
+        let mut window = locked(&self.inner.window);
+        let batch = usize::try_from(self.inner.settings.batch).unwrap_or(usize::MAX);
+        if claimed.held_back.is_none() && ids.len() < batch {
+            // Every call due by now was claimed, here or by another instance, or cancelled.
+            while window.heap.peek().is_some_and(|Reverse((due, _))| due.instant() <= now) {
+                window.heap.pop();
+            }
+        } else {
+            // Due calls remain; only the ones claimed here are known to be gone.
+            let claimed: HashSet<&CallId> = ids.iter().collect();
+            window.heap.retain(|Reverse((_, id))| !claimed.contains(id));
+        }
+        // A drained partial window hides later calls.
+        window.stale |= window.heap.is_empty() && window.loaded_until.is_some();
+    }
+
+    async fn mark_missed(&self) -> Result<(), StoreError> {
+        let missed = self.inner.store.mark_missed(self.inner.settings.grace).await?;
         if !missed.is_empty() {
             tracing::warn!(count = missed.len(), "calls fell due while the service was down and were marked missed");
         }
@@ -298,10 +332,12 @@ impl QueueHandle {
     }
 }
 
-/// When to wake for a head due at `next` (None: nothing is scheduled). A head that fell due after
-/// the step looked is due now, not never: the queue once slept for an hour over such a call.
-fn wake_at(next: Option<DateTime<Utc>>, now: DateTime<Utc>, clock: Instant) -> Option<Instant> {
-    next.map(|at| clock + (at - now).to_std().unwrap_or_default())
+/// The moment on this instance's monotonic timer (which read `clock` when the store's clock read
+/// `now`) when the store's clock reaches `at`: sleeping by a duration keeps this instance's own
+/// wall clock out of it. A moment already past is now, not never: the queue once slept for an
+/// hour over a head that fell due after the step looked.
+fn instant_of(at: DateTime<Utc>, now: DateTime<Utc>, clock: Instant) -> Instant {
+    clock + (at - now).to_std().unwrap_or(Duration::ZERO)
 }
 
 #[cfg(test)]
@@ -312,8 +348,7 @@ mod tests {
     fn a_head_due_in_the_future_is_waited_for_and_one_already_due_wakes_at_once() {
         let (now, clock) = (Utc::now(), Instant::now());
         let second = chrono::Duration::seconds(1);
-        assert_eq!(wake_at(Some(now + second), now, clock), Some(clock + Duration::from_secs(1)));
-        assert_eq!(wake_at(Some(now - second), now, clock), Some(clock));
-        assert_eq!(wake_at(None, now, clock), None);
+        assert_eq!(instant_of(now + second, now, clock), clock + Duration::from_secs(1));
+        assert_eq!(instant_of(now - second, now, clock), clock);
     }
 }

@@ -1,7 +1,15 @@
 //! Durable state: calls, their history, recurring rules and the webhook inbox, behind one trait
-//! so the embedded SQLite file and a shared PostgreSQL database are interchangeable.
+//! so the embedded SQLite file and a shared PostgreSQL database are interchangeable. Whatever
+//! depends on time (is a call due, did a lease run out, how many dials went out lately) is decided
+//! by the store's own clock, so instances whose clocks disagree still agree on it.
 
+mod dialing;
+mod feeds;
+mod postgres;
 mod sqlite;
+
+use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -10,6 +18,9 @@ use tokio::sync::broadcast;
 use crate::calls::{Call, CallId, CallStatus, DueAt, HistoryEntry, PhoneNumber, Schedule};
 use crate::rules::{NewRule, Rule, RuleId, RuleStatus};
 
+pub use dialing::{Claimed, DialLimits, HeldBack, LeaseTerms, TakenOver, Takeover};
+pub use feeds::{ChangeFeed, EventsLock, QueueNotice};
+pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 
 /// Why the store could not do what was asked.
@@ -28,7 +39,7 @@ pub enum StoreError {
     #[error("database write failed: {0}")]
     WriteFailed(String),
     /// The database URL names no backend we have.
-    #[error("unsupported database URL `{0}`: use sqlite://PATH")]
+    #[error("unsupported database URL `{0}`: use sqlite://PATH or postgres://USER@HOST/DATABASE")]
     UnsupportedUrl(String),
 }
 
@@ -114,38 +125,6 @@ pub enum Stepped {
     },
 }
 
-/// How many change notices a slow listener may fall behind before it is told it lagged.
-const FEED_CAPACITY: usize = 1024;
-
-/// Announces the ids of calls whose status or history changed, after the change is stored, to
-/// whoever listens (the page's live view). Nobody listening costs nothing.
-#[derive(Debug, Clone)]
-pub struct ChangeFeed(broadcast::Sender<CallId>);
-
-impl ChangeFeed {
-    /// A feed with no listeners yet.
-    pub fn new() -> Self {
-        Self(broadcast::channel(FEED_CAPACITY).0)
-    }
-
-    /// Announces that `id` changed.
-    pub fn publish(&self, id: CallId) {
-        // An error only means nobody is listening right now.
-        let _ = self.0.send(id);
-    }
-
-    /// A listener that hears every change from now on.
-    pub fn subscribe(&self) -> broadcast::Receiver<CallId> {
-        self.0.subscribe()
-    }
-}
-
-impl Default for ChangeFeed {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
 /// A webhook event as kept in the inbox.
 #[derive(Debug, Clone)]
 pub struct InboxEvent {
@@ -177,7 +156,10 @@ pub struct PendingEvent {
 pub trait Store: Send + Sync + 'static {
     /// Checks the database answers.
     async fn ping(&self) -> Result<(), StoreError>;
-    /// Stores a scheduled call with its first history entry (or finds the one with the same key).
+    /// The store's clock: the time every due time, lease and dial window is measured against.
+    async fn now(&self) -> Result<DateTime<Utc>, StoreError>;
+    /// Stores a scheduled call with its first history entry (or finds the one with the same key),
+    /// and tells the other instances' queues.
     async fn insert_call(&self, call: &NewCall) -> Result<Inserted, StoreError>;
     /// The call first stored with this idempotency key, with its request fingerprint.
     async fn find_idempotent(&self, key: &str) -> Result<Option<(Call, String)>, StoreError>;
@@ -185,8 +167,10 @@ pub trait Store: Send + Sync + 'static {
     async fn get_call(&self, id: CallId) -> Result<Option<Call>, StoreError>;
     /// The call Telnyx knows by this id.
     async fn find_by_call_control_id(&self, id: &str) -> Result<Option<Call>, StoreError>;
-    /// Listens to the ids of calls that change from now on (see [`ChangeFeed`]).
+    /// Listens to the ids of calls that change from now on, on any instance (see [`ChangeFeed`]).
     fn changes(&self) -> broadcast::Receiver<CallId>;
+    /// Listens to calls other instances schedule or cancel, for this instance's timed queue.
+    fn queue_notices(&self) -> broadcast::Receiver<QueueNotice>;
     /// How many calls reached each terminal status since `since`, per `bucket_secs` of time,
     /// counted by the moment the call ended.
     async fn outcome_counts(&self, since: DateTime<Utc>, bucket_secs: u32) -> Result<Vec<OutcomeCount>, StoreError>;
@@ -194,8 +178,9 @@ pub trait Store: Send + Sync + 'static {
     async fn list_calls(&self, query: &ListQuery) -> Result<Vec<Call>, StoreError>;
     /// A call's history, oldest first.
     async fn history(&self, id: CallId) -> Result<Vec<HistoryEntry>, StoreError>;
-    /// Moves a call from `from` to `to` (only if it is still `from`), sets the patch's fields and
-    /// appends `entry`, all at once. Returns false when the call was no longer `from`.
+    /// Moves a call from `from` to `to` (only if it is still `from`), sets the patch's fields,
+    /// ends any lease on it and appends `entry`, all at once. Returns false when the call was no
+    /// longer `from`.
     async fn change_status(
         &self,
         id: CallId,
@@ -208,39 +193,40 @@ pub trait Store: Send + Sync + 'static {
     async fn append_history(&self, id: CallId, entry: &HistoryEntry) -> Result<(), StoreError>;
     /// The earliest scheduled calls, for the timed queue's window.
     async fn next_due(&self, limit: u32) -> Result<Vec<(CallId, DueAt)>, StoreError>;
-    /// Atomically moves up to `limit` due calls from scheduled to dialing under a lease.
-    async fn claim_due(
-        &self,
-        now: DateTime<Utc>,
-        owner: &str,
-        lease_until: DateTime<Utc>,
-        limit: u32,
-    ) -> Result<Vec<Call>, StoreError>;
-    /// Marks scheduled calls due before `due_before` as missed; returns their ids.
-    async fn mark_missed(&self, due_before: DateTime<Utc>) -> Result<Vec<CallId>, StoreError>;
-    /// Dialing calls whose dial's fate is unknown: no Telnyx id yet, and a lease that ran out before
-    /// `now` or, with `owner`, held by that instance (at start-up: its previous run died mid-dial).
-    async fn orphaned_dials(&self, owner: Option<&str>, now: DateTime<Utc>) -> Result<Vec<Call>, StoreError>;
-    /// Takes an orphaned dial over for `owner` until `lease_until`, if it is still dialing with no
-    /// Telnyx id and its lease ran out or was already `owner`'s. False when someone else has it.
+    /// Atomically moves up to `limit` due calls from scheduled to dialing under a lease for
+    /// `terms`, as far as `limits` allow (they hold for every instance together), bumping each
+    /// call's attempt and counting a dial for each.
+    async fn claim_due(&self, terms: &LeaseTerms, limit: u32, limits: &DialLimits) -> Result<Claimed, StoreError>;
+    /// Extends the lease `terms.owner` holds on a dialing call under `attempt` (the fencing
+    /// token). False when the lease is no longer theirs: someone took the dial over, or the call
+    /// moved on.
+    async fn renew_lease(&self, id: CallId, terms: &LeaseTerms, attempt: u32) -> Result<bool, StoreError>;
+    /// Marks scheduled calls due more than `grace` ago as missed; returns their ids.
+    async fn mark_missed(&self, grace: Duration) -> Result<Vec<CallId>, StoreError>;
+    /// Dialing calls whose dial's fate is unknown: no Telnyx id yet, and a lease that ran out or,
+    /// with `owner`, held by that instance (at start-up: its previous run died mid-dial).
+    async fn orphaned_dials(&self, owner: Option<&str>) -> Result<Vec<Call>, StoreError>;
+    /// Takes an orphaned dial over for `terms.owner` in one conditional step that bumps its
+    /// attempt, if it is still orphaned by the store's clock (see [`Takeover`]). A dial to resend
+    /// needs room within `limits`. None when someone else has it or there is no room yet.
     async fn take_over_dial(
         &self,
         id: CallId,
-        owner: &str,
-        now: DateTime<Utc>,
-        lease_until: DateTime<Utc>,
-    ) -> Result<bool, StoreError>;
-    /// How many calls were scheduled since `hour` and since `day` (both in one look), for one
-    /// number or, with None, in all.
+        terms: &LeaseTerms,
+        limits: &DialLimits,
+        takeover: &Takeover,
+    ) -> Result<Option<TakenOver>, StoreError>;
+    /// How many calls were scheduled in the last `hour` and in the last `day` (both in one
+    /// look), for one number or, with None, in all.
     async fn count_scheduled(
         &self,
         to: Option<&PhoneNumber>,
-        hour: DateTime<Utc>,
-        day: DateTime<Utc>,
+        hour: Duration,
+        day: Duration,
     ) -> Result<(u64, u64), StoreError>;
     /// The last joke told to this number, so it is not told twice in a row.
     async fn last_joke_for(&self, to: &PhoneNumber) -> Result<Option<String>, StoreError>;
-    /// Records a webhook event; false when its id was already recorded.
+    /// Records a webhook event; false when its id was already recorded (by any instance).
     async fn inbox_insert(&self, event: &InboxEvent) -> Result<bool, StoreError>;
     /// Records several events in one transaction; one flag per event, as [`Store::inbox_insert`]
     /// gives. Backends without cheap transactions may keep this default, one insert each.
@@ -258,6 +244,9 @@ pub trait Store: Send + Sync + 'static {
     /// Marks an event applied (`error` None) or records a failed attempt to apply it; with
     /// `give_up` the event is closed with its error kept.
     async fn inbox_finish(&self, seq: i64, error: Option<&str>, give_up: bool) -> Result<(), StoreError>;
+    /// The right to apply one call's events, held by one instance at a time; None when another
+    /// instance holds it now (it looks for newer events of the call before it lets go).
+    async fn lock_events(&self, call_key: &str) -> Result<Option<EventsLock>, StoreError>;
     /// Scheduled calls due at or before `now`, earliest first (at most `limit`): what the timed
     /// queue checks against the callees' calling hours before it claims them.
     async fn due_calls(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<Call>, StoreError>;
@@ -298,18 +287,34 @@ pub trait Store: Send + Sync + 'static {
     async fn step_rule(&self, step: &RuleStep) -> Result<Stepped, StoreError>;
 }
 
-/// Opens the store a database URL names, creating and migrating it as needed.
-pub async fn open(url: &str) -> Result<std::sync::Arc<dyn Store>, StoreError> {
+/// Opens the store a database URL names (`sqlite://PATH` or `postgres://…`), creating and
+/// migrating it as needed.
+pub async fn open(url: &str) -> Result<Arc<dyn Store>, StoreError> {
     if let Some(path) = url.strip_prefix("sqlite://") {
-        return Ok(std::sync::Arc::new(SqliteStore::open(path).await?));
+        return Ok(Arc::new(SqliteStore::open(path).await?));
+    }
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        return Ok(Arc::new(PgStore::open(url).await?));
     }
     Err(StoreError::UnsupportedUrl(redact_url(url)))
 }
 
 /// A database URL with any password removed, safe to show.
-fn redact_url(url: &str) -> String {
+pub fn redact_url(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
         (Some(scheme_end), Some(at)) if at > scheme_end => format!("{}://…{}", &url[..scheme_end], &url[at..]),
         _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_database_url_is_shown_without_its_password() {
+        let shown = redact_url("postgres://jokes:s3cret@db.example.com:5432/jokes");
+        assert!(!shown.contains("s3cret"), "{shown}");
+        assert_eq!(shown, "postgres://…@db.example.com:5432/jokes");
     }
 }

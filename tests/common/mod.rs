@@ -3,8 +3,13 @@
 //! endpoint.
 #![allow(dead_code)] // each test binary uses a different subset of these helpers
 
+pub mod audit;
+pub mod backends;
 pub mod flow;
+pub mod postgres;
+pub mod process;
 pub mod scheduler;
+pub mod scheduling;
 
 use std::net::TcpListener;
 use std::time::Duration;

@@ -1,6 +1,7 @@
 //! The scheduler over a real SQLite file, without the rest of the service: the timed queue with a
 //! dispatcher that records instead of dialling, and the rule materialiser, both driven step by
-//! step with chosen instants so tests need neither sleeps nor the wall clock.
+//! step with chosen instants so tests need neither sleeps nor the wall clock. The store goes by a
+//! clock set by hand: the queue asks the store what is due, as it does in service.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -9,10 +10,11 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use dialajoke::calls::hours::{CallingHours, QuietAction};
 use dialajoke::calls::{Call, CallId, DueAt, PhoneNumber, Schedule, Timezone};
+use dialajoke::clock::{Clock, ManualClock};
 use dialajoke::rules::plan::PlanSettings;
 use dialajoke::scheduler::materialise::Materialiser;
-use dialajoke::scheduler::{Dispatch, QueueSettings, TimedQueue};
-use dialajoke::store::{self, NewCall, Store};
+use dialajoke::scheduler::{Dispatch, QueueSettings, StepOutcome, TimedQueue};
+use dialajoke::store::{DialLimits, LeaseTerms, NewCall, SqliteStore, Store, StoreError};
 
 /// Records what the queue hands over instead of dialing.
 #[derive(Default)]
@@ -36,36 +38,43 @@ pub struct Scheduler {
     pub queue: TimedQueue,
     /// The rule materialiser.
     pub materialiser: Materialiser,
+    /// The store's clock, shared by every instance over the file.
+    pub clock: ManualClock,
     /// Where the file lives (another instance may open it too).
-    pub db_url: String,
+    pub db_path: String,
     _dir: Arc<tempfile::TempDir>,
 }
 
-/// Queue settings for tests: a ten-minute grace period, no quiet hours.
-pub fn queue_settings(window: u32, pacing: Option<(u32, Duration)>) -> QueueSettings {
+/// Queue settings for tests: a ten-minute grace period, `limits` on dialing, no quiet hours.
+pub fn queue_settings(window: u32, limits: DialLimits) -> QueueSettings {
     QueueSettings {
-        owner: "test".into(),
-        lease: Duration::from_secs(60),
-        grace: chrono::Duration::minutes(10),
+        lease: LeaseTerms { owner: "test".into(), ttl: Duration::from_secs(60) },
+        grace: Duration::from_secs(600),
         window,
         batch: 100,
-        pacing,
+        limits,
         calling_hours: CallingHours::Always,
         quiet: QuietAction::Defer,
     }
 }
 
-/// A scheduler over a fresh database.
+/// A scheduler over a fresh database, its clock reading the wall clock's time until set.
 pub async fn scheduler(settings: QueueSettings) -> Scheduler {
     let dir = Arc::new(tempfile::tempdir().expect("temp dir"));
-    let db_url = format!("sqlite://{}", dir.path().join("scheduler.db").display());
-    open(settings, &db_url, dir).await
+    let db_path = dir.path().join("scheduler.db").display().to_string();
+    open(settings, &db_path, ManualClock::new(Utc::now()), dir).await
 }
 
 impl Scheduler {
     /// A second instance over the same database, with its own store connection, queue and materialiser.
     pub async fn another_instance(&self, settings: QueueSettings) -> Scheduler {
-        open(settings, &self.db_url, Arc::clone(&self._dir)).await
+        open(settings, &self.db_path, self.clock.clone(), Arc::clone(&self._dir)).await
+    }
+
+    /// Sets the store's clock to `now` and steps the queue.
+    pub async fn step(&self, now: DateTime<Utc>) -> Result<StepOutcome, StoreError> {
+        self.clock.set(now);
+        self.queue.step().await
     }
 
     /// Stores a one-off call to `to` (in `zone`) due at `due` and tells the queue.
@@ -88,10 +97,12 @@ impl Scheduler {
     }
 }
 
-async fn open(settings: QueueSettings, db_url: &str, dir: Arc<tempfile::TempDir>) -> Scheduler {
-    let store = store::open(db_url).await.expect("store opens");
-    let plan = PlanSettings { grace: settings.grace, hours: settings.calling_hours, quiet: settings.quiet };
+async fn open(settings: QueueSettings, db_path: &str, clock: ManualClock, dir: Arc<tempfile::TempDir>) -> Scheduler {
+    let store = SqliteStore::open_with_clock(db_path, Clock::Manual(clock.clone())).await.expect("store opens");
+    let store: Arc<dyn Store> = Arc::new(store);
+    let grace = chrono::Duration::from_std(settings.grace).expect("grace fits");
+    let plan = PlanSettings { grace, hours: settings.calling_hours, quiet: settings.quiet };
     let queue = TimedQueue::new(Arc::clone(&store), Arc::new(Recorder::default()), settings);
     let materialiser = Materialiser::new(Arc::clone(&store), queue.clone(), plan);
-    Scheduler { store, queue, materialiser, db_url: db_url.to_owned(), _dir: dir }
+    Scheduler { store, queue, materialiser, clock, db_path: db_path.to_owned(), _dir: dir }
 }

@@ -10,6 +10,9 @@
 //! 6 kills). Each run prints its random seed; `DIALAJOKE_SOAK_SEED=N` replays its kill moments and
 //! its mix of callees.
 
+#[path = "../common/mod.rs"]
+mod common;
+
 mod audit;
 mod load;
 mod service;

@@ -2,16 +2,20 @@
 //! time, in arrival order, then issuing the next command (answered → speak a joke, or wait for the
 //! answering-machine verdict first; speak ended → hang up). Every command id is derived from
 //! (call, step, attempt), so replaying an event after a crash re-sends the same command and Telnyx
-//! ignores the repeat. A call that ends busy or unanswered gets its retry here, keyed by (first
-//! call, retry number), so a replayed hangup never schedules a second one.
+//! ignores the repeat. One call's events are applied by one task of one instance at a time: a lock
+//! per call here, and the store's lock across instances. A call that ends busy or unanswered gets
+//! its retry here, keyed by (first call, retry number), so a replayed hangup never schedules a
+//! second one.
+
+mod answering;
+mod dialing;
+mod retries;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
-use async_trait::async_trait;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use chrono::{DateTime, Utc};
 use tokio_util::task::TaskTracker;
 
 use super::inbox::Inbox;
@@ -19,18 +23,12 @@ use super::machine::MachinePolicy;
 use super::retry::RetryPolicy;
 use super::state::{self, CallEvent, Transition};
 use super::{Call, CallId, CallStatus, HistoryEntry, PhoneNumber};
+use crate::clock;
 use crate::jokes::Jokes;
-use crate::scheduler::{Dispatch, QueueHandle};
-use crate::store::{CallPatch, InboxEvent, Store, StoreError};
-
-mod answering;
-mod retries;
-use crate::telnyx::client::{DialRequest, HangupRequest, SpeakRequest, TelnyxClient, TelnyxError};
+use crate::scheduler::QueueHandle;
+use crate::store::{CallPatch, DialLimits, InboxEvent, LeaseTerms, Store, StoreError};
+use crate::telnyx::client::{HangupRequest, SpeakRequest, TelnyxClient};
 use crate::telnyx::webhook::{self, EventKind, Webhook, WebhookError};
-
-/// How long after a claim a dial may be sent again with the same command id: Telnyx ignores a
-/// repeated command id for 60 s; the margin covers clock drift and the request's own time.
-const RESEND_WINDOW: chrono::Duration = chrono::Duration::seconds(45);
 
 /// How often applying one inbox event may fail before it is closed with its error kept.
 const MAX_EVENT_ATTEMPTS: u32 = 5;
@@ -64,10 +62,11 @@ pub struct FlowSettings {
     pub language: Option<String>,
     /// How long the phone rings before Telnyx gives up.
     pub ring_timeout_secs: u32,
-    /// This instance's name, written on the claims it holds; stable across restarts.
-    pub instance_id: String,
-    /// How long a claim holds.
-    pub lease: std::time::Duration,
+    /// This instance's name on the claims it holds (stable across restarts), and how long a
+    /// claim holds unless renewed.
+    pub lease: LeaseTerms,
+    /// Dial pacing and the most calls at once, which resent dials count against too.
+    pub limits: DialLimits,
     /// What to do when an answering machine picks up.
     pub machine: MachinePolicy,
     /// How busy and unanswered calls are retried.
@@ -137,7 +136,7 @@ impl CallFlow {
             call_key: key.clone(),
             event_type: hook.event_type.clone(),
             body,
-            received_at: chrono::Utc::now(),
+            received_at: clock::now(),
         };
         let fresh = self.inner.inbox.record(event).await?;
         if fresh {
@@ -166,14 +165,30 @@ impl CallFlow {
     pub async fn drain(&self, call_key: &str) {
         let lock = self.lock_for(call_key);
         let guard = lock.lock().await;
-        if let Err(error) = self.drain_locked(call_key).await {
+        if let Err(error) = self.drain_exclusively(call_key).await {
             tracing::error!(error = ?error, "could not apply webhook events; kept in the inbox for retry");
         }
         drop(guard);
         self.release_lock(call_key, lock);
     }
 
-    async fn drain_locked(&self, call_key: &str) -> Result<(), StoreError> {
+    /// Drains under the store's lock on the call. When another instance holds it, this one leaves
+    /// its events to that one, which looks for newer events after letting go, as this one does.
+    async fn drain_exclusively(&self, call_key: &str) -> Result<(), StoreError> {
+        let store = &self.inner.store;
+        loop {
+            let Some(held) = store.lock_events(call_key).await? else { return Ok(()) };
+            let drained = self.drain_locked(call_key).await;
+            held.release().await;
+            // After a failure the rest waits for housekeeping, so it keeps its order.
+            if !drained? || store.inbox_pending(call_key).await?.is_empty() {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Applies the pending events; false when it stopped at one that failed.
+    async fn drain_locked(&self, call_key: &str) -> Result<bool, StoreError> {
         let store = &self.inner.store;
         for event in store.inbox_pending(call_key).await? {
             match self.apply(&event.body).await {
@@ -183,12 +198,12 @@ impl CallFlow {
                     tracing::warn!(error = ?error, seq = event.seq, give_up, "applying a webhook event failed");
                     store.inbox_finish(event.seq, Some(&error.to_string()), give_up).await?;
                     if !give_up {
-                        break;
+                        return Ok(false);
                     }
                 }
             }
         }
-        Ok(())
+        Ok(true)
     }
 
     fn lock_for(&self, key: &str) -> Arc<tokio::sync::Mutex<()>> {
@@ -329,96 +344,6 @@ impl CallFlow {
         self.inner.store.append_history(id, &HistoryEntry::now(kind, detail)).await
     }
 
-    /// Dials a claimed call; a refused dial ends the call as failed with Telnyx's reason, an
-    /// ambiguous one (no response after the request left) waits for webhooks instead of re-dialing.
-    #[tracing::instrument(skip(self, call), fields(call_id = %call.id, attempt = call.attempt))]
-    pub async fn dial(&self, call: Call) {
-        if let Err(error) = self.try_dial(call).await {
-            tracing::error!(error = ?error, "could not record a dial's outcome; the call is reconciled when its lease ends");
-        }
-    }
-
-    async fn try_dial(&self, call: Call) -> Result<(), FlowError> {
-        let settings = &self.inner.settings;
-        let request = DialRequest {
-            connection_id: settings.connection_id.clone(),
-            to: call.to.as_str().to_owned(),
-            from: settings.from.as_str().to_owned(),
-            webhook_url: Some(settings.webhook_url.clone()),
-            webhook_url_method: Some("POST".into()),
-            client_state: Some(client_state(call.id)),
-            command_id: Some(call.id.command_id("dial", call.attempt)),
-            timeout_secs: Some(settings.ring_timeout_secs),
-            answering_machine_detection: settings.machine.dial_mode(),
-        };
-        match self.inner.telnyx.dial(&request).await {
-            Ok(accepted) => {
-                let patch =
-                    CallPatch { call_control_id: Some(accepted.call_control_id.clone()), ..CallPatch::default() };
-                let entry = HistoryEntry::now("dial_accepted", Some(accepted.call_control_id));
-                if !self
-                    .inner
-                    .store
-                    .change_status(call.id, CallStatus::Dialing, CallStatus::Dialing, &patch, &entry)
-                    .await?
-                {
-                    self.inner.store.append_history(call.id, &entry).await?;
-                }
-            }
-            Err(TelnyxError::Ambiguous) => {
-                let detail =
-                    "no answer from Telnyx after the request was sent; waiting for its webhooks, not re-dialing";
-                self.note(call.id, "dial_ambiguous", Some(detail.into())).await?;
-            }
-            Err(error) => {
-                let patch = CallPatch { last_error: Some(error.to_string()), ..CallPatch::default() };
-                let entry = HistoryEntry::now("dial_failed", Some(error.to_string()));
-                self.advance_with(call, CallEvent::DialFailed, patch, entry).await?;
-            }
-        }
-        Ok(())
-    }
-
-    /// Deals with dials whose outcome is unknown (the service stopped, or another instance died,
-    /// between claiming a call and hearing from Telnyx). While Telnyx's command-id window is open
-    /// the dial is sent again with the same command id, which Telnyx ignores if the first one
-    /// arrived; after that the call is failed, never re-dialed, since the phone may have rung.
-    /// With `own_previous_run`, this instance's own leases count as orphaned (use it at start-up).
-    /// The orphans are taken over here; resending them may wait on Telnyx for a long time
-    /// (retries, `Retry-After`), so that runs in the background. Returns how many were taken over.
-    pub async fn recover_orphaned_dials(&self, now: DateTime<Utc>, own_previous_run: bool) -> Result<usize, FlowError> {
-        let settings = &self.inner.settings;
-        let owner = own_previous_run.then_some(settings.instance_id.as_str());
-        let orphans = self.inner.store.orphaned_dials(owner, now).await?;
-        let lease_until = now + chrono::Duration::from_std(settings.lease).unwrap_or(chrono::Duration::MAX);
-        let mut recovered = 0;
-        for call in orphans {
-            if !self.inner.store.take_over_dial(call.id, &settings.instance_id, now, lease_until).await? {
-                continue;
-            }
-            recovered += 1;
-            let flow = self.clone();
-            self.inner.tasks.spawn(async move {
-                if let Err(error) = flow.resend_or_abandon(call, now).await {
-                    tracing::error!(error = ?error, "could not settle an orphaned dial; retried when its lease ends");
-                }
-            });
-        }
-        Ok(recovered)
-    }
-
-    async fn resend_or_abandon(&self, call: Call, now: DateTime<Utc>) -> Result<(), FlowError> {
-        if now - call.updated_at < RESEND_WINDOW {
-            let detail = "the service stopped mid-dial; sent again with the same command id";
-            self.note(call.id, "dial_resent", Some(detail.into())).await?;
-            return self.try_dial(call).await;
-        }
-        let reason = "the dial's outcome is unknown (the service stopped while dialing) and too much time has passed to resend it safely; not re-dialed to avoid ringing twice";
-        let patch = CallPatch { last_error: Some(reason.into()), ..CallPatch::default() };
-        let entry = HistoryEntry::now("dial_abandoned", Some(reason.into()));
-        self.advance_with(call, CallEvent::DialFailed, patch, entry).await.map(drop)
-    }
-
     /// Starts re-applying every call's pending inbox events (after a restart or failed attempts),
     /// one background task per call, so a call whose commands wait on Telnyx holds up no other.
     pub async fn drain_all(&self) -> Result<(), StoreError> {
@@ -426,13 +351,6 @@ impl CallFlow {
             self.spawn_drain(key);
         }
         Ok(())
-    }
-}
-
-#[async_trait]
-impl Dispatch for CallFlow {
-    async fn dispatch(&self, call: Call) {
-        self.dial(call).await;
     }
 }
 

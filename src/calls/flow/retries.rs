@@ -3,8 +3,6 @@
 //! schedules it twice. The timed queue is told, and checks the callee's calling hours when it
 //! falls due.
 
-use chrono::Utc;
-
 use super::{CallFlow, FlowError};
 use crate::calls::{CallId, CallStatus, DueAt, Schedule};
 use crate::rules::RuleStatus;
@@ -24,7 +22,8 @@ impl CallFlow {
             return Ok(());
         }
         let spacing = chrono::Duration::from_std(policy.spacing).unwrap_or(chrono::Duration::MAX);
-        let due = DueAt::planned(Utc::now() + spacing);
+        // Due by the store's clock, which the queue that fires it goes by.
+        let due = DueAt::planned(store.now().await? + spacing);
         let why = if call.status == CallStatus::Busy { "the line was busy" } else { "nobody answered" };
         let note = format!("retry {number} of {}: {why}", policy.retries);
         let schedule = Schedule { to: call.to.clone(), due_at: due, timezone: call.timezone, note: Some(note.clone()) };

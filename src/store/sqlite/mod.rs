@@ -1,9 +1,14 @@
-//! The embedded store: one SQLite file in WAL mode. Claims run as one `UPDATE … RETURNING`, which
-//! SQLite executes under its single writer lock, so a call can never be claimed twice.
+//! The embedded store: one SQLite file in WAL mode, for one instance. Claims run as one
+//! `UPDATE … RETURNING`, which SQLite executes under its single writer lock, so a call can never
+//! be claimed twice. Its clock is this instance's.
 //!
 //! The queue's queries name their index (`INDEXED BY calls_scheduled_due`): without statistics
 //! SQLite prefers the index on (status, created_at) and would read every pending call, a million
 //! of them at scale, on each claim; naming it also makes a dropped index an error, not a slowdown.
+
+mod dialing;
+mod locks;
+mod rules;
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -15,14 +20,15 @@ use sqlx::{Row, SqliteConnection, SqlitePool};
 
 use tokio::sync::broadcast;
 
+use super::feeds::queue_notice_channel;
 use super::{
-    CallPatch, ChangeFeed, InboxEvent, Inserted, ListQuery, NewCall, OutcomeCount, PendingEvent, RuleStep, Stepped,
-    Store, StoreError,
+    CallPatch, ChangeFeed, Claimed, DialLimits, EventsLock, InboxEvent, Inserted, LeaseTerms, ListQuery, NewCall,
+    OutcomeCount, PendingEvent, QueueNotice, RuleStep, Stepped, Store, StoreError, TakenOver, Takeover,
 };
 use crate::calls::{Call, CallId, CallStatus, DueAt, HistoryEntry, PhoneNumber, Timezone};
+use crate::clock::Clock;
 use crate::rules::{NewRule, Rule, RuleId, RuleStatus};
-
-mod rules;
+use locks::EventsLocks;
 
 const CALL_COLUMNS: &str = "id, to_number, due_at, timezone, status, attempt, call_control_id, joke, \
                             last_error, note, created_at, updated_at, rule_id, occurrence_at, retry_of, retry";
@@ -32,11 +38,21 @@ const CALL_COLUMNS: &str = "id, to_number, due_at, timezone, status, attempt, ca
 pub struct SqliteStore {
     pool: SqlitePool,
     changes: ChangeFeed,
+    /// Never sent on: no other instance shares the file.
+    notices: broadcast::Sender<QueueNotice>,
+    events_locks: EventsLocks,
+    /// The store's clock: this instance's, or a test's.
+    clock: Clock,
 }
 
 impl SqliteStore {
     /// Opens (creating if missing) the database file at `path` and applies the migrations.
     pub async fn open(path: &str) -> Result<Self, StoreError> {
+        Self::open_with_clock(path, Clock::Instance).await
+    }
+
+    /// Like [`SqliteStore::open`], with the store's time read from `clock`.
+    pub async fn open_with_clock(path: &str, clock: Clock) -> Result<Self, StoreError> {
         let options = SqliteConnectOptions::from_str(&format!("sqlite://{path}"))?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
@@ -47,19 +63,25 @@ impl SqliteStore {
         // before each use (sqlx's default) only added a round trip to its worker thread per query.
         let pool = SqlitePoolOptions::new().max_connections(8).test_before_acquire(false).connect_with(options).await?;
         sqlx::migrate!("src/store/migrations/sqlite").run(&pool).await?;
-        Ok(Self { pool, changes: ChangeFeed::new() })
+        Ok(Self {
+            pool,
+            changes: ChangeFeed::new(),
+            notices: queue_notice_channel(),
+            events_locks: EventsLocks::default(),
+            clock,
+        })
     }
 }
 
-fn millis(at: DateTime<Utc>) -> i64 {
+pub(super) fn millis(at: DateTime<Utc>) -> i64 {
     at.timestamp_millis()
 }
 
-fn from_millis(ms: i64) -> Result<DateTime<Utc>, StoreError> {
+pub(super) fn from_millis(ms: i64) -> Result<DateTime<Utc>, StoreError> {
     DateTime::from_timestamp_millis(ms).ok_or_else(|| StoreError::Corrupt(format!("time {ms}")))
 }
 
-fn call_from_row(row: &SqliteRow) -> Result<Call, StoreError> {
+pub(super) fn call_from_row(row: &SqliteRow) -> Result<Call, StoreError> {
     let corrupt = |what: &str| StoreError::Corrupt(what.to_owned());
     let id: String = row.try_get("id")?;
     let to: String = row.try_get("to_number")?;
@@ -95,7 +117,7 @@ fn retry_from_row(row: &SqliteRow) -> Result<Option<(CallId, u32)>, StoreError> 
     Ok(Some((first, number)))
 }
 
-fn calls_from_rows(rows: &[SqliteRow]) -> Result<Vec<Call>, StoreError> {
+pub(super) fn calls_from_rows(rows: &[SqliteRow]) -> Result<Vec<Call>, StoreError> {
     rows.iter().map(call_from_row).collect()
 }
 
@@ -117,7 +139,7 @@ where
     Ok(inserted.rows_affected() == 1)
 }
 
-async fn insert_history<'e, E>(executor: E, id: CallId, entry: &HistoryEntry) -> Result<(), StoreError>
+pub(super) async fn insert_history<'e, E>(executor: E, id: CallId, entry: &HistoryEntry) -> Result<(), StoreError>
 where
     E: sqlx::Executor<'e, Database = sqlx::Sqlite>,
 {
@@ -204,6 +226,10 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    async fn now(&self) -> Result<DateTime<Utc>, StoreError> {
+        Ok(self.clock.now())
+    }
+
     #[tracing::instrument(skip(self, call), fields(call_id = %call.id))]
     async fn insert_call(&self, call: &NewCall) -> Result<Inserted, StoreError> {
         if let Some((key, _)) = &call.idempotency
@@ -211,7 +237,7 @@ impl Store for SqliteStore {
         {
             return Ok(Inserted::Existing(existing, hash));
         }
-        let now = Utc::now();
+        let now = self.clock.now();
         let mut tx = self.pool.begin().await?;
         let inserted = insert_call_row(&mut tx, call, &Link::default(), "idempotency_key", now).await?;
         if !inserted {
@@ -239,6 +265,10 @@ impl Store for SqliteStore {
 
     fn changes(&self) -> broadcast::Receiver<CallId> {
         self.changes.subscribe()
+    }
+
+    fn queue_notices(&self) -> broadcast::Receiver<QueueNotice> {
+        self.notices.subscribe()
     }
 
     #[tracing::instrument(skip(self))]
@@ -315,7 +345,7 @@ impl Store for SqliteStore {
         .bind(&patch.call_control_id)
         .bind(&patch.joke)
         .bind(&patch.last_error)
-        .bind(millis(Utc::now()))
+        .bind(millis(self.clock.now()))
         .bind(id.to_string())
         .bind(from.as_str())
         .execute(&mut *tx)
@@ -353,111 +383,50 @@ impl Store for SqliteStore {
             .collect()
     }
 
-    #[tracing::instrument(skip(self))]
-    async fn claim_due(
-        &self,
-        now: DateTime<Utc>,
-        owner: &str,
-        lease_until: DateTime<Utc>,
-        limit: u32,
-    ) -> Result<Vec<Call>, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        let sql = format!(
-            "UPDATE calls SET status = 'dialing', attempt = attempt + 1, lease_owner = ?, lease_until = ?, \
-             updated_at = ? WHERE id IN (SELECT id FROM calls INDEXED BY calls_scheduled_due \
-             WHERE status = 'scheduled' AND due_at <= ? \
-             ORDER BY due_at LIMIT ?) RETURNING {CALL_COLUMNS}"
-        );
-        let rows = sqlx::query(&sql)
-            .bind(owner)
-            .bind(millis(lease_until))
-            .bind(millis(now))
-            .bind(millis(now))
-            .bind(i64::from(limit))
-            .fetch_all(&mut *tx)
-            .await?;
-        let calls = calls_from_rows(&rows)?;
-        for call in &calls {
-            let entry =
-                HistoryEntry { kind: "dialing".into(), time: now, detail: Some(format!("attempt {}", call.attempt)) };
-            insert_history(&mut *tx, call.id, &entry).await?;
-        }
-        tx.commit().await?;
-        calls.iter().for_each(|call| self.changes.publish(call.id));
-        Ok(calls)
+    #[tracing::instrument(skip(self, limits))]
+    async fn claim_due(&self, terms: &LeaseTerms, limit: u32, limits: &DialLimits) -> Result<Claimed, StoreError> {
+        self.claim(terms, limit, limits).await
+    }
+
+    #[tracing::instrument(skip(self, terms), fields(call_id = %id))]
+    async fn renew_lease(&self, id: CallId, terms: &LeaseTerms, attempt: u32) -> Result<bool, StoreError> {
+        self.renew(id, terms, attempt).await
     }
 
     #[tracing::instrument(skip(self))]
-    async fn mark_missed(&self, due_before: DateTime<Utc>) -> Result<Vec<CallId>, StoreError> {
-        let now = Utc::now();
-        let mut tx = self.pool.begin().await?;
-        let rows = sqlx::query(
-            "UPDATE calls INDEXED BY calls_scheduled_due SET status = 'missed', updated_at = ?, last_error = 'fell due while the service was down' \
-             WHERE status = 'scheduled' AND due_at < ? RETURNING id",
-        )
-        .bind(millis(now))
-        .bind(millis(due_before))
-        .fetch_all(&mut *tx)
-        .await?;
-        let mut ids = Vec::with_capacity(rows.len());
-        for row in &rows {
-            let id: String = row.try_get("id")?;
-            let id: CallId = id.parse().map_err(|_| StoreError::Corrupt("call id".into()))?;
-            let entry = HistoryEntry {
-                kind: "missed".into(),
-                time: now,
-                detail: Some("fell due while the service was down, beyond the grace period".into()),
-            };
-            insert_history(&mut *tx, id, &entry).await?;
-            ids.push(id);
-        }
-        tx.commit().await?;
-        ids.iter().for_each(|id| self.changes.publish(*id));
-        Ok(ids)
+    async fn mark_missed(&self, grace: Duration) -> Result<Vec<CallId>, StoreError> {
+        self.missed(grace).await
     }
 
-    async fn orphaned_dials(&self, owner: Option<&str>, now: DateTime<Utc>) -> Result<Vec<Call>, StoreError> {
-        let sql = format!(
-            "SELECT {CALL_COLUMNS} FROM calls WHERE status = 'dialing' AND call_control_id IS NULL \
-             AND (lease_until < ? OR lease_owner = ?)"
-        );
-        let rows = sqlx::query(&sql).bind(millis(now)).bind(owner).fetch_all(&self.pool).await?;
-        calls_from_rows(&rows)
+    async fn orphaned_dials(&self, owner: Option<&str>) -> Result<Vec<Call>, StoreError> {
+        self.orphans(owner).await
     }
 
-    #[tracing::instrument(skip(self), fields(call_id = %id))]
+    #[tracing::instrument(skip(self, terms, limits), fields(call_id = %id))]
     async fn take_over_dial(
         &self,
         id: CallId,
-        owner: &str,
-        now: DateTime<Utc>,
-        lease_until: DateTime<Utc>,
-    ) -> Result<bool, StoreError> {
-        let taken = sqlx::query(
-            "UPDATE calls SET lease_owner = ?1, lease_until = ?2 WHERE id = ?3 AND status = 'dialing' \
-             AND call_control_id IS NULL AND (lease_until < ?4 OR lease_owner = ?1)",
-        )
-        .bind(owner)
-        .bind(millis(lease_until))
-        .bind(id.to_string())
-        .bind(millis(now))
-        .execute(&self.pool)
-        .await?;
-        Ok(taken.rows_affected() == 1)
+        terms: &LeaseTerms,
+        limits: &DialLimits,
+        takeover: &Takeover,
+    ) -> Result<Option<TakenOver>, StoreError> {
+        self.take_over(id, terms, limits, takeover).await
     }
 
     #[tracing::instrument(skip(self))]
     async fn count_scheduled(
         &self,
         to: Option<&PhoneNumber>,
-        hour: DateTime<Utc>,
-        day: DateTime<Utc>,
+        hour: Duration,
+        day: Duration,
     ) -> Result<(u64, u64), StoreError> {
+        let now = self.clock.now();
+        let since = |span: Duration| now - chrono::Duration::from_std(span).unwrap_or(chrono::Duration::MAX);
         let (in_hour, in_day): (Option<i64>, i64) = sqlx::query_as(
             "SELECT SUM(created_at >= ?1), COUNT(*) FROM calls WHERE created_at >= ?2 AND (?3 IS NULL OR to_number = ?3)",
         )
-        .bind(millis(hour))
-        .bind(millis(day))
+        .bind(millis(since(hour)))
+        .bind(millis(since(day)))
         .bind(to.map(PhoneNumber::as_str))
         .fetch_one(&self.pool)
         .await?;
@@ -523,13 +492,17 @@ impl Store for SqliteStore {
              WHERE seq = ?",
         )
         .bind(close)
-        .bind(millis(Utc::now()))
+        .bind(millis(self.clock.now()))
         .bind(error)
         .bind(error)
         .bind(seq)
         .execute(&self.pool)
         .await?;
         Ok(())
+    }
+
+    async fn lock_events(&self, call_key: &str) -> Result<Option<EventsLock>, StoreError> {
+        Ok(self.events_locks.try_hold(call_key))
     }
 
     async fn due_calls(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<Call>, StoreError> {
@@ -548,7 +521,7 @@ impl Store for SqliteStore {
             "UPDATE calls SET due_at = ?, updated_at = ? WHERE id = ? AND status = 'scheduled' AND due_at = ?",
         )
         .bind(millis(to.instant()))
-        .bind(millis(Utc::now()))
+        .bind(millis(self.clock.now()))
         .bind(id.to_string())
         .bind(millis(from.instant()))
         .execute(&mut *tx)
@@ -572,7 +545,7 @@ impl Store for SqliteStore {
     ) -> Result<bool, StoreError> {
         let mut tx = self.pool.begin().await?;
         let link = Link { rule, occurrence_at: None, retry: Some((first, retry)) };
-        let created = insert_call_row(&mut tx, call, &link, "retry_of, retry", Utc::now()).await?;
+        let created = insert_call_row(&mut tx, call, &link, "retry_of, retry", self.clock.now()).await?;
         tx.commit().await?;
         if created {
             self.changes.publish(call.id);
