@@ -111,26 +111,19 @@ impl Cluster {
         first_due: DateTime<Utc>,
         spread: Duration,
     ) -> Vec<DueCall> {
-        let (http, base) = (load_client(), self.base());
-        let run = uuid::Uuid::new_v4().simple().to_string();
-        let due = |index: usize| {
-            first_due + chrono::Duration::from_std(spread.mul_f64(index as f64 / count as f64)).expect("short")
-        };
-        let mut posting = tokio::task::JoinSet::new();
-        for worker in 0..POSTING_AT_ONCE {
-            let (http, base, run) = (http.clone(), base.clone(), run.clone());
-            let mine: Vec<(usize, DateTime<Utc>)> =
-                (worker..count).step_by(POSTING_AT_ONCE).map(|i| (i, due(i))).collect();
-            posting.spawn(async move {
-                let mut accepted = Vec::with_capacity(mine.len());
-                for (index, due) in mine {
-                    let (id, _) = post_until_accepted(&http, &base, &format!("{run}-{index}"), behaviour, due).await;
-                    accepted.push(DueCall { call: AcceptedCall { id, behaviour }, due });
-                }
-                accepted
-            });
-        }
-        posting.join_all().await.into_iter().flatten().collect()
+        schedule_at(self.base(), count, behaviour, first_due, spread).await
+    }
+
+    /// Like [`Cluster::schedule`], straight to the instance at `index` instead of the balancer.
+    pub async fn schedule_on(
+        &self,
+        index: usize,
+        count: usize,
+        behaviour: Behaviour,
+        first_due: DateTime<Utc>,
+        spread: Duration,
+    ) -> Vec<DueCall> {
+        schedule_at(self.instances[index].base(), count, behaviour, first_due, spread).await
     }
 
     /// Where the logs are.
@@ -145,4 +138,33 @@ impl Cluster {
         self.sim.stop().await;
         std::fs::remove_dir_all(&self.dir).expect("logs removed");
     }
+}
+
+/// Posts the calls of [`Cluster::schedule`] to `base`, several at a time.
+async fn schedule_at(
+    base: String,
+    count: usize,
+    behaviour: Behaviour,
+    first_due: DateTime<Utc>,
+    spread: Duration,
+) -> Vec<DueCall> {
+    let http = load_client();
+    let run = uuid::Uuid::new_v4().simple().to_string();
+    let due = |index: usize| {
+        first_due + chrono::Duration::from_std(spread.mul_f64(index as f64 / count as f64)).expect("short")
+    };
+    let mut posting = tokio::task::JoinSet::new();
+    for worker in 0..POSTING_AT_ONCE {
+        let (http, base, run) = (http.clone(), base.clone(), run.clone());
+        let mine: Vec<(usize, DateTime<Utc>)> = (worker..count).step_by(POSTING_AT_ONCE).map(|i| (i, due(i))).collect();
+        posting.spawn(async move {
+            let mut accepted = Vec::with_capacity(mine.len());
+            for (index, due) in mine {
+                let (id, _) = post_until_accepted(&http, &base, &format!("{run}-{index}"), behaviour, due).await;
+                accepted.push(DueCall { call: AcceptedCall { id, behaviour }, due });
+            }
+            accepted
+        });
+    }
+    posting.join_all().await.into_iter().flatten().collect()
 }

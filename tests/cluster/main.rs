@@ -198,3 +198,27 @@ async fn an_instance_whose_clock_is_minutes_off_fires_nothing_early_or_late() {
     assert!(figures.worst_lateness < chrono::Duration::seconds(30), "a call was {} late", figures.worst_lateness);
     cluster.finish().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_scheduled_on_an_instance_that_dies_at_once_are_fired_on_time_by_another() {
+    let Some(server) = server_or_skip("calls_scheduled_on_an_instance_that_dies_at_once") else { return };
+    let _alone = ONE_AT_A_TIME.lock().await;
+    let names = [("scheduler", vec![]), ("survivor", vec![])];
+    let mut cluster = Cluster::new(&server, simulator_config(), &[], &names).await;
+    cluster.start_all().await;
+    // The survivor has nothing scheduled, so only a notice can wake it for these calls.
+    let first_due = chrono::Utc::now() + chrono::Duration::seconds(3);
+
+    let scheduled = cluster.schedule_on(0, 5, Behaviour::Answer, first_due, Duration::from_secs(1)).await;
+    cluster.instances[0].kill();
+    let (verdict, figures) = settle_and_judge(&cluster, &scheduled, Duration::from_secs(5)).await;
+
+    println!("cluster-notify: {} {figures}", losses(&verdict));
+    verdict.assert_all_good(cluster.dir());
+    nothing_early_nothing_redialed(&figures, &cluster);
+    let claimed_by: Vec<&str> = figures.claims.iter().map(|(owner, _)| owner.as_str()).collect();
+    assert_eq!(claimed_by, ["survivor"]);
+    // Without the notice the survivor would sleep until its next refill, an hour away.
+    assert!(figures.worst_lateness < chrono::Duration::seconds(30), "a call was {} late", figures.worst_lateness);
+    cluster.finish().await;
+}
