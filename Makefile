@@ -60,7 +60,8 @@ postgres:
 
 ## bench: the release build under load: webhook intake against a verify-only ceiling, the timed
 ## queue with 1,000,000 calls pending, the page and API, idle memory and start-up; writes
-## target/bench/report.md, report.json and PNG plots (a few minutes; nothing in `make test` times anything)
+## target/bench/report.md, report.json and PNG plots (a few minutes; nothing in `make test` times anything).
+## DIALAJOKE_BENCH_ONLY=intake|queue|web runs one section and prints its figures without a report.
 FONT := /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf
 bench:
 	@[ -f $(FONT) ] || { $(SUDO) apt-get update && $(SUDO) apt-get install -y fonts-dejavu-core; }

@@ -6,12 +6,11 @@
 mod common;
 
 use chrono::{DateTime, Duration, NaiveTime, Utc};
-use common::backends::{TestStore, on_both_backends};
-use common::scheduler::{Scheduler, queue_settings, scheduler_on};
-use dialajoke::calls::{Call, CallId, CallStatus, DueAt, HistoryEntry, PhoneNumber, Schedule, Timezone};
+use common::scheduler::{Scheduler, queue_settings, scheduler};
+use dialajoke::calls::{Call, CallId, CallStatus, HistoryEntry, PhoneNumber, Timezone};
 use dialajoke::rules::{CatchUp, NewRule, Recurrence, RuleId};
 use dialajoke::scheduler::StepOutcome;
-use dialajoke::store::{CallPatch, NewCall, RuleStep, Stepped};
+use dialajoke::store::{CallPatch, DialLimits};
 
 fn at(text: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(text).expect("valid instant").with_timezone(&Utc)
@@ -81,8 +80,9 @@ async fn rule_calls(f: &Scheduler, rule: RuleId) -> Vec<Call> {
     f.store.list_calls(&query).await.expect("list").into_iter().filter(|call| call.rule == Some(rule)).collect()
 }
 
-async fn a_daily_half_past_two_in_new_york_rings_at_three_on_the_day_the_clocks_skip_it(t: TestStore) {
-    let f = scheduler_on(t, queue_settings(100, None));
+#[tokio::test]
+async fn a_daily_half_past_two_in_new_york_rings_at_three_on_the_day_the_clocks_skip_it() {
+    let f = scheduler(queue_settings(100, DialLimits::unlimited())).await;
     let rule = add_rule(&f, daily(2, 30), "America/New_York", CatchUp::DEFAULT, "2026-03-06T12:00:00Z").await;
 
     let made = occurrences(&f, rule, "2026-03-06T12:00:00Z", 3).await;
@@ -91,8 +91,9 @@ async fn a_daily_half_past_two_in_new_york_rings_at_three_on_the_day_the_clocks_
     assert_eq!(made, [at("2026-03-07T07:30:00Z"), at("2026-03-08T07:00:00Z"), at("2026-03-09T06:30:00Z")]);
 }
 
-async fn a_daily_half_past_one_in_new_york_rings_once_on_the_day_it_happens_twice(t: TestStore) {
-    let f = scheduler_on(t, queue_settings(100, None));
+#[tokio::test]
+async fn a_daily_half_past_one_in_new_york_rings_once_on_the_day_it_happens_twice() {
+    let f = scheduler(queue_settings(100, DialLimits::unlimited())).await;
     let rule = add_rule(&f, daily(1, 30), "America/New_York", CatchUp::DEFAULT, "2026-10-30T12:00:00Z").await;
 
     let made = occurrences(&f, rule, "2026-10-30T12:00:00Z", 3).await;
@@ -101,8 +102,9 @@ async fn a_daily_half_past_one_in_new_york_rings_once_on_the_day_it_happens_twic
     assert_eq!(made, [at("2026-10-31T05:30:00Z"), at("2026-11-01T05:30:00Z"), at("2026-11-02T06:30:00Z")]);
 }
 
-async fn a_daily_half_past_one_in_dublin_rings_at_two_on_the_day_the_clocks_skip_it(t: TestStore) {
-    let f = scheduler_on(t, queue_settings(100, None));
+#[tokio::test]
+async fn a_daily_half_past_one_in_dublin_rings_at_two_on_the_day_the_clocks_skip_it() {
+    let f = scheduler(queue_settings(100, DialLimits::unlimited())).await;
     let rule = add_rule(&f, daily(1, 30), "Europe/Dublin", CatchUp::DEFAULT, "2026-03-27T12:00:00Z").await;
 
     let made = occurrences(&f, rule, "2026-03-27T12:00:00Z", 3).await;
@@ -111,8 +113,9 @@ async fn a_daily_half_past_one_in_dublin_rings_at_two_on_the_day_the_clocks_skip
     assert_eq!(made, [at("2026-03-28T01:30:00Z"), at("2026-03-29T01:00:00Z"), at("2026-03-30T00:30:00Z")]);
 }
 
-async fn an_hourly_rule_in_dublin_rings_once_for_the_hour_the_clocks_repeat(t: TestStore) {
-    let f = scheduler_on(t, queue_settings(100, None));
+#[tokio::test]
+async fn an_hourly_rule_in_dublin_rings_once_for_the_hour_the_clocks_repeat() {
+    let f = scheduler(queue_settings(100, DialLimits::unlimited())).await;
     let hourly = Recurrence::cron("0 * * * *").expect("valid");
     let rule = add_rule(&f, hourly, "Europe/Dublin", CatchUp::DEFAULT, "2026-10-24T22:30:00Z").await;
 
@@ -125,16 +128,17 @@ async fn an_hourly_rule_in_dublin_rings_once_for_the_hour_the_clocks_repeat(t: T
     );
 }
 
-async fn a_call_missed_while_the_service_was_down_is_made_up_once_within_the_window(t: TestStore) {
-    let f = scheduler_on(t, queue_settings(100, None));
+#[tokio::test]
+async fn a_call_missed_while_the_service_was_down_is_made_up_once_within_the_window() {
+    let f = scheduler(queue_settings(100, DialLimits::unlimited())).await;
     let rule = add_rule(&f, daily(10, 0), "Europe/Dublin", CatchUp::DEFAULT, "2026-01-14T12:00:00Z").await;
     f.materialiser.pass(at("2026-01-14T12:00:00Z")).await.expect("pass");
     let missed = waiting(&f, rule).await;
 
     // The service was down from before 10:00 until 10:40; at start-up its pass runs before the queue.
-    let restarted = f.another_instance(queue_settings(100, None)).await;
+    let restarted = f.another_instance(queue_settings(100, DialLimits::unlimited())).await;
     restarted.materialiser.pass(at("2026-01-15T10:40:00Z")).await.expect("pass");
-    let outcome = restarted.queue.step(at("2026-01-15T10:40:01Z")).await.expect("step");
+    let outcome = restarted.step(at("2026-01-15T10:40:01Z")).await.expect("step");
 
     let made_up = f.call(missed.id).await;
     assert_eq!(made_up.due_at.instant(), at("2026-01-15T10:40:00Z"));
@@ -145,15 +149,16 @@ async fn a_call_missed_while_the_service_was_down_is_made_up_once_within_the_win
     assert_eq!(rule_calls(&f, rule).await.len(), 2);
 }
 
-async fn under_skip_a_call_missed_while_the_service_was_down_is_dropped_for_the_next_one(t: TestStore) {
-    let f = scheduler_on(t, queue_settings(100, None));
+#[tokio::test]
+async fn under_skip_a_call_missed_while_the_service_was_down_is_dropped_for_the_next_one() {
+    let f = scheduler(queue_settings(100, DialLimits::unlimited())).await;
     let rule = add_rule(&f, daily(10, 0), "Europe/Dublin", CatchUp::Skip, "2026-01-14T12:00:00Z").await;
     f.materialiser.pass(at("2026-01-14T12:00:00Z")).await.expect("pass");
     let missed = waiting(&f, rule).await;
 
-    let restarted = f.another_instance(queue_settings(100, None)).await;
+    let restarted = f.another_instance(queue_settings(100, DialLimits::unlimited())).await;
     restarted.materialiser.pass(at("2026-01-15T10:40:00Z")).await.expect("pass");
-    let outcome = restarted.queue.step(at("2026-01-15T10:40:01Z")).await.expect("step");
+    let outcome = restarted.step(at("2026-01-15T10:40:01Z")).await.expect("step");
 
     let dropped = f.call(missed.id).await;
     assert_eq!(dropped.status, CallStatus::Missed);
@@ -162,8 +167,9 @@ async fn under_skip_a_call_missed_while_the_service_was_down_is_dropped_for_the_
     assert_eq!(waiting(&f, rule).await.occurrence_at, Some(at("2026-01-16T10:00:00Z")));
 }
 
-async fn after_a_long_outage_only_the_latest_missed_occurrence_is_made_up(t: TestStore) {
-    let f = scheduler_on(t, queue_settings(100, None));
+#[tokio::test]
+async fn after_a_long_outage_only_the_latest_missed_occurrence_is_made_up() {
+    let f = scheduler(queue_settings(100, DialLimits::unlimited())).await;
     let hourly = Recurrence::cron("0 * * * *").expect("valid");
     let rule =
         add_rule(&f, hourly, "Europe/Dublin", CatchUp::Once { within: Duration::minutes(45) }, "2026-01-15T09:30:00Z")
@@ -183,9 +189,10 @@ async fn after_a_long_outage_only_the_latest_missed_occurrence_is_made_up(t: Tes
     assert_eq!(rule_calls(&f, rule).await.len(), 2);
 }
 
-async fn two_instances_sharing_a_database_make_each_occurrence_once(t: TestStore) {
-    let a = scheduler_on(t, queue_settings(100, None));
-    let b = a.another_instance(queue_settings(100, None)).await;
+#[tokio::test]
+async fn two_instances_sharing_a_database_make_each_occurrence_once() {
+    let a = scheduler(queue_settings(100, DialLimits::unlimited())).await;
+    let b = a.another_instance(queue_settings(100, DialLimits::unlimited())).await;
     let mut rules = Vec::new();
     for minute in 0..20 {
         let recurrence = Recurrence::cron(&format!("{minute} * * * *")).expect("valid");
@@ -208,38 +215,4 @@ async fn two_instances_sharing_a_database_make_each_occurrence_once(t: TestStore
         occurrences.dedup();
         assert_eq!((calls.len(), occurrences.len()), (3, 3), "{calls:#?}");
     }
-}
-
-async fn an_occurrence_that_already_has_its_call_is_never_stored_twice(t: TestStore) {
-    let f = scheduler_on(t, queue_settings(100, None));
-    let rule = add_rule(&f, daily(10, 0), "Europe/Dublin", CatchUp::DEFAULT, "2026-01-14T12:00:00Z").await;
-    f.materialiser.pass(at("2026-01-14T12:00:00Z")).await.expect("pass");
-    let stored = f.store.get_rule(rule).await.expect("read").expect("rule");
-    let occurrence = at("2026-01-15T10:00:00Z");
-    let again = |cursor_from| RuleStep {
-        rule,
-        cursor_from,
-        cursor_to: cursor_from + Duration::seconds(1),
-        note: None,
-        occurrence: Some((
-            NewCall {
-                id: CallId::new(),
-                schedule: Schedule {
-                    to: stored.to.clone(),
-                    due_at: DueAt::planned(occurrence),
-                    timezone: stored.timezone,
-                    note: None,
-                },
-                idempotency: None,
-            },
-            occurrence,
-        )),
-    };
-
-    let with_a_stale_cursor = f.store.step_rule(&again(stored.cursor - Duration::hours(1))).await.expect("step");
-    let with_the_current_cursor = f.store.step_rule(&again(stored.cursor)).await.expect("step");
-
-    assert_eq!(with_a_stale_cursor, Stepped::Stale);
-    assert_eq!(with_the_current_cursor, Stepped::Moved { created: false });
-    assert_eq!(rule_calls(&f, rule).await.len(), 1);
 }

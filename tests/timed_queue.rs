@@ -1,19 +1,49 @@
-//! The timed queue over a real store of each backend, driven step by step at chosen instants (no
-//! sleeping): what is due is claimed once, what is not due waits, cancelled and overdue calls are
-//! never dialed, the dial limits hold dials back, and a call that falls due in its callee's quiet
-//! hours is moved to the morning or marked, never dialled.
+//! The timed queue over a real store of each backend, driven step by step (no sleeping): what is
+//! due by the store's clock is claimed once, what is not due waits, cancelled and overdue calls
+//! are never dialed, and the dial limits hold dials back. On SQLite, with the store's clock set to
+//! chosen instants: a call that falls due in its callee's quiet hours is moved to the morning or
+//! marked, never dialled.
 
 mod common;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use common::backends::{TestStore, on_both_backends};
-use common::scheduler::{Scheduler, queue_settings as settings, scheduler_on};
+use common::scheduler::{Recorder, Scheduler, queue_settings as settings, scheduler};
 use dialajoke::calls::hours::QuietAction;
-use dialajoke::calls::{CallId, CallStatus};
-use dialajoke::scheduler::StepOutcome;
+use dialajoke::calls::{CallId, CallStatus, DueAt};
+use dialajoke::scheduler::{QueueSettings, StepOutcome, TimedQueue};
 use dialajoke::store::DialLimits;
+
+struct Fixture {
+    t: TestStore,
+    queue: TimedQueue,
+}
+
+fn fixture(t: TestStore, settings: QueueSettings) -> Fixture {
+    let queue = TimedQueue::new(Arc::clone(&t.store), Arc::new(Recorder::default()), settings);
+    Fixture { t, queue }
+}
+
+impl Fixture {
+    /// Schedules a call due `offset` from now by the store's clock, and tells the queue.
+    async fn add(&self, offset: chrono::Duration) -> CallId {
+        let due = self.t.now().await + offset;
+        let id = self.t.add_call(due).await;
+        self.queue.scheduled(id, DueAt::from_stored(due));
+        id
+    }
+
+    async fn status(&self, id: CallId) -> CallStatus {
+        self.t.store.get_call(id).await.expect("read").expect("exists").status
+    }
+}
+
+fn secs(n: i64) -> chrono::Duration {
+    chrono::Duration::seconds(n)
+}
 
 on_both_backends!(
     nothing_is_dispatched_before_its_time_and_the_queue_says_when_next,
@@ -136,71 +166,6 @@ async fn pacing_holds_back_dials_beyond_the_limit(t: TestStore) {
     assert!(matches!(second, StepOutcome::Paced(_)), "{second:?}");
 }
 
-fn at(text: &str) -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339(text).expect("valid instant").with_timezone(&Utc)
-}
-
-/// Settings with calling hours 08:00–21:00 and `quiet` for calls outside them.
-fn with_calling_hours(quiet: QuietAction) -> dialajoke::scheduler::QueueSettings {
-    dialajoke::scheduler::QueueSettings {
-        calling_hours: "08:00-21:00".parse().expect("hours"),
-        quiet,
-        ..settings(100, None)
-    }
-}
-
-async fn a_call_falling_due_at_three_in_the_morning_is_moved_to_eight_and_dialled_then(t: TestStore) {
-    let f = scheduler_on(t, with_calling_hours(QuietAction::Defer));
-    // A bare instant to an Irish number is judged on Dublin's clock: GMT in January.
-    let id = add(&f, at("2026-01-15T03:00:00Z")).await;
-
-    let at_three = f.queue.step(at("2026-01-15T03:00:01Z")).await.expect("step");
-
-    assert_eq!(at_three, StepOutcome::Dispatched(vec![]));
-    let held = f.call(id).await;
-    assert_eq!((held.status, held.due_at.instant()), (CallStatus::Scheduled, at("2026-01-15T08:00:00Z")));
-    let history = f.store.history(id).await.expect("history");
-    assert!(history.iter().any(|entry| entry.kind == "deferred"), "{history:?}");
-    assert!(matches!(f.queue.step(at("2026-01-15T07:59:59Z")).await.expect("step"), StepOutcome::Idle(Some(_))));
-    assert_eq!(f.queue.step(at("2026-01-15T08:00:00Z")).await.expect("step"), StepOutcome::Dispatched(vec![id]));
-}
-
-async fn a_call_falling_due_in_quiet_hours_is_marked_missed_when_so_configured(t: TestStore) {
-    let f = scheduler_on(t, with_calling_hours(QuietAction::Mark));
-    let id = add(&f, at("2026-01-15T21:00:00Z")).await;
-
-    let outcome = f.queue.step(at("2026-01-15T21:00:30Z")).await.expect("step");
-
-    assert_eq!(outcome, StepOutcome::Dispatched(vec![]));
-    let marked = f.call(id).await;
-    assert_eq!(marked.status, CallStatus::Missed);
-    assert!(marked.last_error.is_some_and(|e| e.contains("quiet hours")));
-}
-
-async fn the_last_minute_before_quiet_hours_still_rings_and_the_first_does_not(t: TestStore) {
-    let f = scheduler_on(t, with_calling_hours(QuietAction::Defer));
-    let last = add(&f, at("2026-01-15T20:59:00Z")).await;
-    let first_quiet = add(&f, at("2026-01-15T21:00:00Z")).await;
-
-    let before = f.queue.step(at("2026-01-15T20:59:30Z")).await.expect("step");
-    let after = f.queue.step(at("2026-01-15T21:00:00Z")).await.expect("step");
-
-    assert_eq!(before, StepOutcome::Dispatched(vec![last]));
-    assert_eq!(after, StepOutcome::Dispatched(vec![]));
-    assert_eq!(f.call(first_quiet).await.due_at.instant(), at("2026-01-16T08:00:00Z"));
-}
-
-async fn a_call_held_up_by_an_outage_until_night_is_checked_against_the_callees_own_clock(t: TestStore) {
-    let f = scheduler_on(t, with_calling_hours(QuietAction::Defer));
-    // Due 20:58 in New York (01:58 UTC, EST); the queue only gets to it at 21:05 there, still
-    // within the grace period.
-    let id = f.add_call("+1 201 555 0100", "America/New_York", at("2026-01-16T01:58:00Z")).await;
-
-    f.queue.step(at("2026-01-16T02:05:00Z")).await.expect("step");
-
-    assert_eq!(f.call(id).await.due_at.instant(), at("2026-01-16T13:00:00Z"));
-}
-
 async fn the_limit_of_calls_at_once_holds_back_dials(t: TestStore) {
     let mut limited = settings(100, None);
     limited.limits = DialLimits { rate: None, max_active: Some(2) };
@@ -216,4 +181,77 @@ async fn the_limit_of_calls_at_once_holds_back_dials(t: TestStore) {
     let StepOutcome::Dispatched(batch) = first else { panic!("expected a dispatch, got {first:?}") };
     assert_eq!(batch.len(), 2);
     assert_eq!(second, StepOutcome::Full);
+}
+
+fn at(text: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(text).expect("valid instant").with_timezone(&Utc)
+}
+
+/// Settings with calling hours 08:00–21:00 and `quiet` for calls outside them.
+fn with_calling_hours(quiet: QuietAction) -> QueueSettings {
+    QueueSettings {
+        calling_hours: "08:00-21:00".parse().expect("hours"),
+        quiet,
+        ..settings(100, DialLimits::unlimited())
+    }
+}
+
+#[tokio::test]
+async fn a_call_falling_due_at_three_in_the_morning_is_moved_to_eight_and_dialled_then() {
+    let f = scheduler(with_calling_hours(QuietAction::Defer)).await;
+    // A bare instant to an Irish number is judged on Dublin's clock: GMT in January.
+    let id = add_at(&f, at("2026-01-15T03:00:00Z")).await;
+
+    let at_three = f.step(at("2026-01-15T03:00:01Z")).await.expect("step");
+
+    assert_eq!(at_three, StepOutcome::Dispatched(vec![]));
+    let held = f.call(id).await;
+    assert_eq!((held.status, held.due_at.instant()), (CallStatus::Scheduled, at("2026-01-15T08:00:00Z")));
+    let history = f.store.history(id).await.expect("history");
+    assert!(history.iter().any(|entry| entry.kind == "deferred"), "{history:?}");
+    assert!(matches!(f.step(at("2026-01-15T07:59:59Z")).await.expect("step"), StepOutcome::Idle(Some(_))));
+    assert_eq!(f.step(at("2026-01-15T08:00:00Z")).await.expect("step"), StepOutcome::Dispatched(vec![id]));
+}
+
+#[tokio::test]
+async fn a_call_falling_due_in_quiet_hours_is_marked_missed_when_so_configured() {
+    let f = scheduler(with_calling_hours(QuietAction::Mark)).await;
+    let id = add_at(&f, at("2026-01-15T21:00:00Z")).await;
+
+    let outcome = f.step(at("2026-01-15T21:00:30Z")).await.expect("step");
+
+    assert_eq!(outcome, StepOutcome::Dispatched(vec![]));
+    let marked = f.call(id).await;
+    assert_eq!(marked.status, CallStatus::Missed);
+    assert!(marked.last_error.is_some_and(|e| e.contains("quiet hours")));
+}
+
+#[tokio::test]
+async fn the_last_minute_before_quiet_hours_still_rings_and_the_first_does_not() {
+    let f = scheduler(with_calling_hours(QuietAction::Defer)).await;
+    let last = add_at(&f, at("2026-01-15T20:59:00Z")).await;
+    let first_quiet = add_at(&f, at("2026-01-15T21:00:00Z")).await;
+
+    let before = f.step(at("2026-01-15T20:59:30Z")).await.expect("step");
+    let after = f.step(at("2026-01-15T21:00:00Z")).await.expect("step");
+
+    assert_eq!(before, StepOutcome::Dispatched(vec![last]));
+    assert_eq!(after, StepOutcome::Dispatched(vec![]));
+    assert_eq!(f.call(first_quiet).await.due_at.instant(), at("2026-01-16T08:00:00Z"));
+}
+
+#[tokio::test]
+async fn a_call_held_up_by_an_outage_until_night_is_checked_against_the_callees_own_clock() {
+    let f = scheduler(with_calling_hours(QuietAction::Defer)).await;
+    // Due 20:58 in New York (01:58 UTC, EST); the queue only gets to it at 21:05 there, still
+    // within the grace period.
+    let id = f.add_call("+1 201 555 0100", "America/New_York", at("2026-01-16T01:58:00Z")).await;
+
+    f.step(at("2026-01-16T02:05:00Z")).await.expect("step");
+
+    assert_eq!(f.call(id).await.due_at.instant(), at("2026-01-16T13:00:00Z"));
+}
+
+async fn add_at(f: &Scheduler, due: DateTime<Utc>) -> CallId {
+    f.add_call("+353 1 234 5678", "UTC", due).await
 }

@@ -51,9 +51,14 @@ async fn run() {
     let work = tempfile::tempdir().expect("scratch directory");
     report::load_font().expect("plot font");
     let scale = queue::Scale { pending: 1_000_000, due: 100_000, spread: Duration::from_secs(10), paced: 400 };
-    if std::env::var("DIALAJOKE_BENCH_QUEUE_ONLY").is_ok() {
-        let queue = queue::measure(work.path(), &scale).await;
-        eprintln!("{}", serde_json::to_string_pretty(&queue.section(&scale).to_json()).expect("json"));
+    if let Ok(only) = std::env::var("DIALAJOKE_BENCH_ONLY") {
+        let figures = match only.as_str() {
+            "intake" => intake::measure(work.path(), &INTAKE_LEVELS, RUN).await.section(),
+            "queue" => queue::measure(work.path(), &scale).await.section(&scale),
+            "web" => web::measure(work.path(), 16, RUN, LISTED).await.sections(LISTED).0,
+            other => panic!("DIALAJOKE_BENCH_ONLY is intake, queue or web, not {other:?}"),
+        };
+        println!("{}", serde_json::to_string_pretty(&figures.to_json()).expect("json"));
         return;
     }
     eprintln!("webhook intake ({} s per run)", RUN.as_secs());

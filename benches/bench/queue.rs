@@ -190,7 +190,7 @@ async fn burst(url: &str, scale: &Scale, first_due: DateTime<Utc>) -> Burst {
     let recorder = Arc::new(Recorder { expected: scale.due as usize, ..Recorder::default() });
     let settings = QueueSettings {
         lease: LeaseTerms { owner: "bench".into(), ttl: Duration::from_secs(120) },
-        grace: chrono::Duration::minutes(10),
+        grace: Duration::from_secs(600),
         window: 10_000,
         batch: 500,
         limits: DialLimits::unlimited(),

@@ -65,8 +65,8 @@ impl Policy {
         Err(PolicyError::CountryNotAllowed { region, allowed })
     }
 
-    /// Refuses when the calls scheduled in the last hour or day (by the store's clock) reached a
-    /// limit: those to `to` (when given) and those in all.
+    /// Refuses when the calls scheduled in the last hour or day reached a limit: those to `to`
+    /// (when given) and those in all, by the store's clock.
     pub async fn check_limits(&self, store: &dyn Store, to: Option<&PhoneNumber>) -> Result<(), PolicyError> {
         let (hour, day) = (Duration::from_secs(3600), Duration::from_secs(86_400));
         let limits = self.limits;

@@ -58,7 +58,7 @@ impl RuleService {
     #[tracing::instrument(skip(self, input))]
     pub async fn create(&self, input: &RuleInput) -> Result<Rule, RuleError> {
         let rule = input::parse(input).map_err(RuleError::Invalid)?;
-        // The store's clock, which the materialiser and the queue go by too.
+        // The store's clock starts the rule's cursor and decides when its calls are due.
         let now = self.store.now().await?;
         self.policy.check_country(&rule.to)?;
         self.check_occurrences(&rule, now).map_err(RuleError::Invalid)?;
@@ -127,8 +127,7 @@ impl RuleService {
     /// Stops a rule making calls and cancels its waiting call; pausing a paused rule changes nothing.
     #[tracing::instrument(skip(self))]
     pub async fn pause(&self, id: RuleId) -> Result<Rule, RuleError> {
-        let now = self.store.now().await?;
-        self.store.set_rule_status(id, RuleStatus::Paused, now).await?.ok_or(RuleError::NotFound)
+        self.store.set_rule_status(id, RuleStatus::Paused, self.store.now().await?).await?.ok_or(RuleError::NotFound)
     }
 
     /// Lets a paused rule make calls again, from its next occurrence after now.

@@ -37,8 +37,8 @@ impl Materialiser {
         Self { inner: Arc::new(Inner { store, queue, settings }) }
     }
 
-    /// Gives every rule that needs one its next call, at the store's clock (the one every instance
-    /// shares); returns how many calls were made.
+    /// Gives every rule that needs one its next call at the store's clock's now, which every
+    /// instance sharing the store agrees on; returns how many calls were made.
     pub async fn pass_now(&self) -> Result<usize, StoreError> {
         let now = self.inner.store.now().await?;
         self.pass(now).await

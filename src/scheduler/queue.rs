@@ -2,10 +2,10 @@
 //! instants), so memory stays flat however many calls are pending. The heap only says *when* to
 //! wake, by the store's clock: due calls are then claimed from the store in one atomic step within
 //! the dial limits every instance shares, which is what makes "dial once" hold across restarts
-//! and across instances. Calls scheduled or cancelled on other instances arrive as notices. Just
-//! before the claim, due calls are checked against the callees' calling hours once more, so a call
-//! held up by an outage never rings at 3 a.m.: it is moved to the next allowed time or marked
-//! missed, as configured.
+//! and across instances. Calls scheduled or cancelled on other instances arrive as notices.
+//! Just before the claim, due calls are checked against the callees' calling hours once more, so
+//! a call held up by an outage never rings at 3 a.m.: it is moved to the next allowed time or
+//! marked missed, as configured.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashSet};
@@ -160,8 +160,8 @@ impl TimedQueue {
                     failures = 0;
                     continue;
                 }
-                Ok((StepOutcome::Idle(next), now)) => wake_at(next, now, Instant::now()),
-                Ok((StepOutcome::Paced(at), now)) => wake_at(Some(at), now, Instant::now()),
+                Ok((StepOutcome::Idle(next), now)) => next.map(|at| instant_of(at, now, Instant::now())),
+                Ok((StepOutcome::Paced(at), now)) => Some(instant_of(at, now, Instant::now())),
                 Ok((StepOutcome::Full, _)) => Some(Instant::now() + FULL_RETRY),
                 Err(error) => {
                     failures += 1;
@@ -217,9 +217,10 @@ impl TimedQueue {
             self.mark_missed(now).await?;
             return Ok(StepOutcome::Dispatched(Vec::new()));
         }
+        let settings = &self.inner.settings;
         self.hold_quiet_calls(now, settings.batch).await?;
-        let claimed = self.inner.store.claim_due(now, &settings.lease, settings.batch, &settings.limits).await?;
-        Ok(self.dispatch(claimed, now))
+        let claimed = self.inner.store.claim_due(&settings.lease, settings.batch, &settings.limits).await?;
+        Ok((self.dispatch(claimed, now), now))
     }
 
     /// Moves or marks the due calls that are in their callee's quiet hours at `now`.
@@ -333,10 +334,12 @@ impl QueueHandle {
     }
 }
 
-/// When to wake for a head due at `next` (None: nothing is scheduled). A head that fell due after
-/// the step looked is due now, not never: the queue once slept for an hour over such a call.
-fn wake_at(next: Option<DateTime<Utc>>, now: DateTime<Utc>, clock: Instant) -> Option<Instant> {
-    next.map(|at| clock + (at - now).to_std().unwrap_or_default())
+/// The moment on this instance's monotonic timer (which read `clock` when the store's clock read
+/// `now`) when the store's clock reaches `at`: sleeping by a duration keeps this instance's own
+/// wall clock out of it. A moment already past is now, not never: the queue once slept for an
+/// hour over a head that fell due after the step looked.
+fn instant_of(at: DateTime<Utc>, now: DateTime<Utc>, clock: Instant) -> Instant {
+    clock + (at - now).to_std().unwrap_or(Duration::ZERO)
 }
 
 #[cfg(test)]
@@ -347,8 +350,7 @@ mod tests {
     fn a_head_due_in_the_future_is_waited_for_and_one_already_due_wakes_at_once() {
         let (now, clock) = (Utc::now(), Instant::now());
         let second = chrono::Duration::seconds(1);
-        assert_eq!(wake_at(Some(now + second), now, clock), Some(clock + Duration::from_secs(1)));
-        assert_eq!(wake_at(Some(now - second), now, clock), Some(clock));
-        assert_eq!(wake_at(None, now, clock), None);
+        assert_eq!(instant_of(now + second, now, clock), clock + Duration::from_secs(1));
+        assert_eq!(instant_of(now - second, now, clock), clock);
     }
 }

@@ -29,6 +29,7 @@ pub fn simulator_account(sim: &SimHandle, api_key: &str) -> Vec<(&'static str, S
         ("DIALAJOKE_LIMIT_PER_NUMBER_DAY", "0".to_owned()),
         ("DIALAJOKE_LIMIT_GLOBAL_HOUR", "0".to_owned()),
         ("DIALAJOKE_LIMIT_GLOBAL_DAY", "0".to_owned()),
+        // The runs happen at any hour, and their audits expect one call per request made.
         ("DIALAJOKE_CALLING_HOURS", "off".to_owned()),
         ("DIALAJOKE_RETRY_ATTEMPTS", "0".to_owned()),
         ("RUST_LOG", "info,sqlx=warn,tokio_cron_scheduler=warn".to_owned()),

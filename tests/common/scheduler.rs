@@ -1,6 +1,7 @@
-//! The scheduler over a real store of either backend, without the rest of the service: the timed
-//! queue with a dispatcher that records instead of dialling, and the rule materialiser, both
-//! driven step by step with chosen instants so tests need neither sleeps nor the wall clock.
+//! The scheduler over a real SQLite file, without the rest of the service: the timed queue with a
+//! dispatcher that records instead of dialling, and the rule materialiser, both driven step by
+//! step with chosen instants so tests need neither sleeps nor the wall clock. The store goes by a
+//! clock set by hand: the queue asks the store what is due, as it does in service.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -9,12 +10,11 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use dialajoke::calls::hours::{CallingHours, QuietAction};
 use dialajoke::calls::{Call, CallId, DueAt, PhoneNumber, Schedule, Timezone};
+use dialajoke::clock::{Clock, ManualClock};
 use dialajoke::rules::plan::PlanSettings;
 use dialajoke::scheduler::materialise::Materialiser;
-use dialajoke::scheduler::{Dispatch, QueueSettings, TimedQueue};
-use dialajoke::store::{self, DialLimits, LeaseTerms, NewCall, Store};
-
-use super::backends::TestStore;
+use dialajoke::scheduler::{Dispatch, QueueSettings, StepOutcome, TimedQueue};
+use dialajoke::store::{DialLimits, LeaseTerms, NewCall, SqliteStore, Store, StoreError};
 
 /// Records what the queue hands over instead of dialing.
 #[derive(Default)]
@@ -38,35 +38,43 @@ pub struct Scheduler {
     pub queue: TimedQueue,
     /// The rule materialiser.
     pub materialiser: Materialiser,
-    /// The database, kept while any instance over it lives (another instance may open it too).
-    database: Arc<TestStore>,
+    /// The store's clock, shared by every instance over the file.
+    pub clock: ManualClock,
+    /// Where the file lives (another instance may open it too).
+    pub db_path: String,
+    _dir: Arc<tempfile::TempDir>,
 }
 
-/// Queue settings for tests: a ten-minute grace period, no quiet hours, dials paced as `pacing`
-/// (dials, per window) when given.
-pub fn queue_settings(window: u32, pacing: Option<(u32, Duration)>) -> QueueSettings {
+/// Queue settings for tests: a ten-minute grace period, `limits` on dialing, no quiet hours.
+pub fn queue_settings(window: u32, limits: DialLimits) -> QueueSettings {
     QueueSettings {
         lease: LeaseTerms { owner: "test".into(), ttl: Duration::from_secs(60) },
-        grace: chrono::Duration::minutes(10),
+        grace: Duration::from_secs(600),
         window,
         batch: 100,
-        limits: DialLimits { rate: pacing, max_active: None },
+        limits,
         calling_hours: CallingHours::Always,
         quiet: QuietAction::Defer,
     }
 }
 
-/// A scheduler over a test's own database of either backend.
-pub fn scheduler_on(database: TestStore, settings: QueueSettings) -> Scheduler {
-    let store = Arc::clone(&database.store);
-    build(store, settings, Arc::new(database))
+/// A scheduler over a fresh database, its clock reading the wall clock's time until set.
+pub async fn scheduler(settings: QueueSettings) -> Scheduler {
+    let dir = Arc::new(tempfile::tempdir().expect("temp dir"));
+    let db_path = dir.path().join("scheduler.db").display().to_string();
+    open(settings, &db_path, ManualClock::new(Utc::now()), dir).await
 }
 
 impl Scheduler {
     /// A second instance over the same database, with its own store connection, queue and materialiser.
     pub async fn another_instance(&self, settings: QueueSettings) -> Scheduler {
-        let store = store::open(&self.database.url).await.expect("store opens again");
-        build(store, settings, Arc::clone(&self.database))
+        open(settings, &self.db_path, self.clock.clone(), Arc::clone(&self._dir)).await
+    }
+
+    /// Sets the store's clock to `now` and steps the queue.
+    pub async fn step(&self, now: DateTime<Utc>) -> Result<StepOutcome, StoreError> {
+        self.clock.set(now);
+        self.queue.step().await
     }
 
     /// Stores a one-off call to `to` (in `zone`) due at `due` and tells the queue.
@@ -89,9 +97,12 @@ impl Scheduler {
     }
 }
 
-fn build(store: Arc<dyn Store>, settings: QueueSettings, database: Arc<TestStore>) -> Scheduler {
-    let plan = PlanSettings { grace: settings.grace, hours: settings.calling_hours, quiet: settings.quiet };
+async fn open(settings: QueueSettings, db_path: &str, clock: ManualClock, dir: Arc<tempfile::TempDir>) -> Scheduler {
+    let store = SqliteStore::open_with_clock(db_path, Clock::Manual(clock.clone())).await.expect("store opens");
+    let store: Arc<dyn Store> = Arc::new(store);
+    let grace = chrono::Duration::from_std(settings.grace).expect("grace fits");
+    let plan = PlanSettings { grace, hours: settings.calling_hours, quiet: settings.quiet };
     let queue = TimedQueue::new(Arc::clone(&store), Arc::new(Recorder::default()), settings);
     let materialiser = Materialiser::new(Arc::clone(&store), queue.clone(), plan);
-    Scheduler { store, queue, materialiser, database }
+    Scheduler { store, queue, materialiser, clock, db_path: db_path.to_owned(), _dir: dir }
 }

@@ -2,10 +2,10 @@
 //! time, in arrival order, then issuing the next command (answered → speak a joke, or wait for the
 //! answering-machine verdict first; speak ended → hang up). Every command id is derived from
 //! (call, step, attempt), so replaying an event after a crash re-sends the same command and Telnyx
-//! ignores the repeat. A call that ends busy or unanswered gets its retry here, keyed by (first
-//! call, retry number), so a replayed hangup never schedules a second one. One call's events are
-//! applied by one task of one instance at a time: a lock per call here, and the store's lock
-//! across instances.
+//! ignores the repeat. One call's events are applied by one task of one instance at a time: a lock
+//! per call here, and the store's lock across instances. A call that ends busy or unanswered gets
+//! its retry here, keyed by (first call, retry number), so a replayed hangup never schedules a
+//! second one.
 
 mod answering;
 mod dialing;

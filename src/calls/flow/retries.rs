@@ -22,7 +22,7 @@ impl CallFlow {
             return Ok(());
         }
         let spacing = chrono::Duration::from_std(policy.spacing).unwrap_or(chrono::Duration::MAX);
-        // Spaced by the store's clock, which the queue fires it by.
+        // Due by the store's clock, which the queue that fires it goes by.
         let due = DueAt::planned(store.now().await? + spacing);
         let why = if call.status == CallStatus::Busy { "the line was busy" } else { "nobody answered" };
         let note = format!("retry {number} of {}: {why}", policy.retries);

@@ -7,9 +7,8 @@ use sqlx::postgres::PgRow;
 use sqlx::{Postgres, Row};
 
 use super::notices::{CHANNEL, Note};
-use super::{CALL_COLUMNS, PgStore, call_from_row, calls_from_rows};
+use super::{CALL_COLUMNS, Link, PgStore, attempt_value, call_from_row};
 use crate::calls::{Call, CallId, CallStatus, DueAt, HistoryEntry};
-use crate::rules::RuleId;
 use crate::store::{CallPatch, Inserted, NewCall, OutcomeCount, StoreError};
 
 /// What ties a new call to a rule or to the call it retries.
@@ -79,6 +78,78 @@ impl PgStore {
         };
         self.changes.publish(call.id);
         Ok(Inserted::Created(call_from_row(&row)?))
+    }
+
+    /// Inserts a scheduled call for a rule's occurrence or as a retry, with its first history
+    /// entry and its announcement, unless a call for that occurrence or that retry exists (the
+    /// unique keys (rule_id, occurrence_at) and (retry_of, retry)); false then. The caller
+    /// publishes the change once what `executor` belongs to has committed.
+    pub(super) async fn insert_linked<'e, E>(
+        &self,
+        executor: E,
+        call: &NewCall,
+        link: &Link,
+    ) -> Result<bool, StoreError>
+    where
+        E: sqlx::Executor<'e, Database = sqlx::Postgres>,
+    {
+        let conflict = if link.retry.is_some() { "retry_of, retry" } else { "rule_id, occurrence_at" };
+        let schedule = &call.schedule;
+        let sql = format!(
+            "WITH inserted AS (INSERT INTO calls (id, to_number, due_at, timezone, status, note, created_at, \
+             updated_at, rule_id, occurrence_at, retry_of, retry) \
+             VALUES ($1, $2, $3, $4, 'scheduled', $5, now(), now(), $6, $7, $8, $9) \
+             ON CONFLICT ({conflict}) DO NOTHING RETURNING id, created_at, note), \
+             history AS (INSERT INTO call_events (call_id, at, kind, detail) \
+             SELECT id, created_at, 'scheduled', note FROM inserted), \
+             announced AS (SELECT pg_notify('{CHANNEL}', $10) FROM inserted) \
+             SELECT COUNT(*) FROM announced"
+        );
+        let inserted: i64 = sqlx::query_scalar(&sql)
+            .bind(call.id.as_uuid())
+            .bind(schedule.to.as_str())
+            .bind(schedule.due_at.instant())
+            .bind(schedule.timezone.name())
+            .bind(&schedule.note)
+            .bind(link.rule.map(|id| id.as_uuid()))
+            .bind(link.occurrence_at)
+            .bind(link.retry.map(|(first, _)| first.as_uuid()))
+            .bind(link.retry.map_or(0, |(_, number)| attempt_value(number)))
+            .bind(self.note(Note::Scheduled(call.id, schedule.due_at)))
+            .fetch_one(executor)
+            .await?;
+        Ok(inserted == 1)
+    }
+
+    /// Moves a still-scheduled call from `from` to `to`, with its history entry and announcement.
+    pub(super) async fn move_due(
+        &self,
+        id: CallId,
+        from: DueAt,
+        to: DueAt,
+        entry: &HistoryEntry,
+    ) -> Result<bool, StoreError> {
+        let sql = format!(
+            "WITH moved AS (UPDATE calls SET due_at = $1, updated_at = now() \
+             WHERE id = $2 AND status = 'scheduled' AND due_at = $3 RETURNING id), \
+             history AS (INSERT INTO call_events (call_id, at, kind, detail) SELECT id, now(), $4, $5 FROM moved), \
+             announced AS (SELECT pg_notify('{CHANNEL}', $6) FROM moved) \
+             SELECT COUNT(*) FROM announced"
+        );
+        let moved: i64 = sqlx::query_scalar(&sql)
+            .bind(to.instant())
+            .bind(id.as_uuid())
+            .bind(from.instant())
+            .bind(&entry.kind)
+            .bind(&entry.detail)
+            .bind(self.note(Note::Scheduled(id, to)))
+            .fetch_one(&self.pool)
+            .await?;
+        if moved == 0 {
+            return Ok(false);
+        }
+        self.changes.publish(id);
+        Ok(true)
     }
 
     pub(super) async fn idempotent(&self, key: &str) -> Result<Option<(Call, String)>, StoreError> {

@@ -46,20 +46,22 @@ impl PgStore {
         Ok(inserted.rows_affected() == 1)
     }
 
-    /// Records events in one statement; one flag per event, false for an id already recorded
-    /// (before, or earlier in the same group).
+    /// Records a group of events in one statement; an event is fresh when its id was new, and
+    /// only the first of any repeats within the group counts as such.
     pub(super) async fn record_events(&self, events: &[InboxEvent]) -> Result<Vec<bool>, StoreError> {
-        let column = |field: fn(&InboxEvent) -> &str| events.iter().map(|e| field(e).to_owned()).collect::<Vec<_>>();
-        let bodies: Vec<Vec<u8>> = events.iter().map(|e| e.body.clone()).collect();
+        let column = |field: fn(&InboxEvent) -> &str| events.iter().map(field).collect::<Vec<_>>();
+        let bodies: Vec<&[u8]> = events.iter().map(|event| event.body.as_slice()).collect();
+        // Rows go in (and take their `seq`) in the group's order, which is arrival order.
         let inserted: Vec<String> = sqlx::query_scalar(
             "INSERT INTO inbox (event_id, call_key, event_type, body, received_at) \
-             SELECT event_id, call_key, event_type, body, now() \
-             FROM unnest($1::text[], $2::text[], $3::text[], $4::bytea[]) AS e (event_id, call_key, event_type, body) \
+             SELECT e.event_id, e.call_key, e.event_type, e.body, now() \
+             FROM unnest($1::text[], $2::text[], $3::text[], $4::bytea[]) WITH ORDINALITY \
+             AS e(event_id, call_key, event_type, body, n) ORDER BY e.n \
              ON CONFLICT (event_id) DO NOTHING RETURNING event_id",
         )
-        .bind(column(|e| &e.event_id))
-        .bind(column(|e| &e.call_key))
-        .bind(column(|e| &e.event_type))
+        .bind(column(|event| &event.event_id))
+        .bind(column(|event| &event.call_key))
+        .bind(column(|event| &event.event_type))
         .bind(bodies)
         .fetch_all(&self.pool)
         .await?;

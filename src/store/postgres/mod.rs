@@ -130,6 +130,15 @@ fn calls_from_rows(rows: &[PgRow]) -> Result<Vec<Call>, StoreError> {
     rows.iter().map(call_from_row).collect()
 }
 
+/// What ties a new call to a rule's occurrence or to the call it retries; which of the two it is
+/// also names the unique key that keeps it to one call.
+#[derive(Debug)]
+struct Link {
+    rule: Option<RuleId>,
+    occurrence_at: Option<DateTime<Utc>>,
+    retry: Option<(CallId, u32)>,
+}
+
 fn attempt_value(attempt: u32) -> i32 {
     i32::try_from(attempt).unwrap_or(i32::MAX)
 }
@@ -339,8 +348,17 @@ impl Store for PgStore {
         self.try_lock_events(call_key).await
     }
 
+    #[tracing::instrument(skip(self, events), fields(count = events.len()))]
+    async fn inbox_insert_group(&self, events: &[InboxEvent]) -> Result<Vec<bool>, StoreError> {
+        self.record_events(events).await
+    }
+
     async fn due_calls(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<Call>, StoreError> {
-        self.due(now, limit).await
+        let sql = format!(
+            "SELECT {CALL_COLUMNS} FROM calls WHERE status = 'scheduled' AND due_at <= $1 ORDER BY due_at LIMIT $2"
+        );
+        let rows = sqlx::query(&sql).bind(now).bind(i64::from(limit)).fetch_all(&self.pool).await?;
+        calls_from_rows(&rows)
     }
 
     #[tracing::instrument(skip(self, entry), fields(call_id = %id))]
@@ -356,10 +374,14 @@ impl Store for PgStore {
         retry: u32,
         rule: Option<RuleId>,
     ) -> Result<bool, StoreError> {
-        self.retry(call, first, retry, rule).await
+        let link = Link { rule, occurrence_at: None, retry: Some((first, retry)) };
+        let created = self.insert_linked(&self.pool, call, &link).await?;
+        if created {
+            self.changes.publish(call.id);
+        }
+        Ok(created)
     }
 
-    #[tracing::instrument(skip(self, rule), fields(rule_id = %rule.id))]
     async fn insert_rule(&self, rule: &NewRule, now: DateTime<Utc>) -> Result<Rule, StoreError> {
         self.insert_rule_row(rule, now).await
     }
@@ -372,7 +394,6 @@ impl Store for PgStore {
         self.all_rules().await
     }
 
-    #[tracing::instrument(skip(self), fields(rule_id = %id, status = status.as_str()))]
     async fn set_rule_status(
         &self,
         id: RuleId,
@@ -382,7 +403,6 @@ impl Store for PgStore {
         self.change_rule_status(id, status, now).await
     }
 
-    #[tracing::instrument(skip(self), fields(rule_id = %id))]
     async fn delete_rule(&self, id: RuleId) -> Result<bool, StoreError> {
         self.remove_rule(id).await
     }
@@ -391,7 +411,6 @@ impl Store for PgStore {
         self.rules_needing_calls(late_before).await
     }
 
-    #[tracing::instrument(skip(self, step), fields(rule_id = %step.rule))]
     async fn step_rule(&self, step: &RuleStep) -> Result<Stepped, StoreError> {
         self.apply_rule_step(step).await
     }

@@ -1,27 +1,24 @@
 //! Recurring rules on PostgreSQL: the `schedules` table, and the calls they make. A rule's step
-//! (cursor moved, occurrence's call stored) is one transaction; the cursor's compare-and-set and
-//! the unique (rule, occurrence) key on calls are what keep every occurrence to a single call,
-//! whichever instances materialise it at the same moment.
+//! (cursor moved, occurrence's call stored) is one transaction. Instances materialising the same
+//! rule at once meet at its row: the cursor's compare-and-set lets one of them step, and the
+//! unique (rule_id, occurrence_at) key on calls keeps every occurrence to a single call across
+//! the cluster whatever else happens (a rule resumed before its occurrence, a replayed step).
 
 use chrono::{DateTime, Utc};
 use sqlx::postgres::PgRow;
-use sqlx::{PgConnection, Row};
+use sqlx::{Postgres, Row, Transaction};
 
-use super::PgStore;
-use super::calls::{Link, insert_call_row};
 use super::notices::{CHANNEL, Note};
+use super::{Link, PgStore};
 use crate::calls::{CallId, DueAt, PhoneNumber, Timezone};
 use crate::rules::{CatchUp, NewRule, Recurrence, Rule, RuleId, RuleStatus};
 use crate::store::{RuleStep, Stepped, StoreError};
 
 /// A rule's columns and its waiting call (the earliest scheduled call made for an occurrence).
 const RULE_SELECT: &str = "SELECT s.id, s.to_number, s.timezone, s.recurrence, s.catch_up, s.status, s.cursor_at, \
-     s.note, s.created_at, s.updated_at, \
-     (SELECT c.id FROM calls c WHERE c.rule_id = s.id AND c.status = 'scheduled' AND c.occurrence_at IS NOT NULL \
-      ORDER BY c.due_at LIMIT 1) AS waiting_id, \
-     (SELECT c.due_at FROM calls c WHERE c.rule_id = s.id AND c.status = 'scheduled' AND c.occurrence_at IS NOT NULL \
-      ORDER BY c.due_at LIMIT 1) AS waiting_due \
-     FROM schedules s";
+     s.note, s.created_at, s.updated_at, w.id AS waiting_id, w.due_at AS waiting_due \
+     FROM schedules s LEFT JOIN LATERAL (SELECT c.id, c.due_at FROM calls c WHERE c.rule_id = s.id \
+     AND c.status = 'scheduled' AND c.occurrence_at IS NOT NULL ORDER BY c.due_at LIMIT 1) w ON true";
 
 fn rule_from_row(row: &PgRow) -> Result<Rule, StoreError> {
     let corrupt = |what: &str| StoreError::Corrupt(format!("rule {what}"));
@@ -31,7 +28,7 @@ fn rule_from_row(row: &PgRow) -> Result<Rule, StoreError> {
     let next_call = waiting_id.zip(waiting_due).map(|(id, due)| (CallId::from(id), DueAt::from_stored(due)));
     Ok(Rule {
         id: RuleId::from(row.try_get::<uuid::Uuid, _>("id")?),
-        to: PhoneNumber::from_stored(text("to_number")?).ok_or_else(|| corrupt("number"))?,
+        to: PhoneNumber::parse(&text("to_number")?).map_err(|_| corrupt("number"))?,
         timezone: Timezone::parse(&text("timezone")?).ok_or_else(|| corrupt("time zone"))?,
         recurrence: Recurrence::from_stored(&text("recurrence")?).map_err(|e| StoreError::Corrupt(e.to_string()))?,
         catch_up: CatchUp::from_stored(&text("catch_up")?).ok_or_else(|| corrupt("catch-up"))?,
@@ -49,6 +46,7 @@ fn rules_from_rows(rows: &[PgRow]) -> Result<Vec<Rule>, StoreError> {
 }
 
 impl PgStore {
+    #[tracing::instrument(skip(self, rule), fields(rule_id = %rule.id))]
     pub(super) async fn insert_rule_row(&self, rule: &NewRule, now: DateTime<Utc>) -> Result<Rule, StoreError> {
         sqlx::query(
             "INSERT INTO schedules (id, to_number, timezone, recurrence, catch_up, status, cursor_at, created_at, \
@@ -83,6 +81,7 @@ impl PgStore {
         rules_from_rows(&sqlx::query(&sql).bind(late_before).fetch_all(&self.pool).await?)
     }
 
+    #[tracing::instrument(skip(self), fields(rule_id = %id, status = status.as_str()))]
     pub(super) async fn change_rule_status(
         &self,
         id: RuleId,
@@ -110,6 +109,7 @@ impl PgStore {
         self.rule_by_id(id).await
     }
 
+    #[tracing::instrument(skip(self), fields(rule_id = %id))]
     pub(super) async fn remove_rule(&self, id: RuleId) -> Result<bool, StoreError> {
         let mut tx = self.pool.begin().await?;
         let deleted = sqlx::query("DELETE FROM schedules WHERE id = $1").bind(id.as_uuid()).execute(&mut *tx).await?;
@@ -122,8 +122,10 @@ impl PgStore {
         Ok(true)
     }
 
+    #[tracing::instrument(skip(self, step), fields(rule_id = %step.rule))]
     pub(super) async fn apply_rule_step(&self, step: &RuleStep) -> Result<Stepped, StoreError> {
         let mut tx = self.pool.begin().await?;
+        // A concurrent step of the same rule waits here for the row and then finds the cursor moved.
         let moved = sqlx::query(
             "UPDATE schedules SET cursor_at = $1, note = COALESCE($2, note), updated_at = now() \
              WHERE id = $3 AND cursor_at = $4 AND status = 'active'",
@@ -140,9 +142,7 @@ impl PgStore {
         let created = match &step.occurrence {
             Some((call, at)) => {
                 let link = Link { rule: Some(step.rule), occurrence_at: Some(*at), retry: None };
-                let announcement = self.note(Note::Scheduled(call.id, call.schedule.due_at));
-                let conflict = "rule_id, occurrence_at";
-                insert_call_row(&mut *tx, call, &link, conflict, announcement).await?.is_some()
+                self.insert_linked(&mut *tx, call, &link).await?
             }
             None => false,
         };
@@ -154,35 +154,34 @@ impl PgStore {
     }
 
     /// Cancels every scheduled call of a rule (its waiting occurrence and any retry), with the
-    /// reason in each one's history, and tells the other instances; returns their ids. A cancelled
-    /// call gives its occurrence back (it never rang), so resuming the rule before that moment
-    /// makes the call again.
+    /// reason in each one's history, and tells the other instances' queues; returns their ids. A
+    /// cancelled call gives its occurrence back (it never rang), so resuming the rule before that
+    /// moment makes the call again.
     async fn cancel_waiting(
         &self,
-        conn: &mut PgConnection,
+        tx: &mut Transaction<'_, Postgres>,
         rule: RuleId,
         reason: &str,
     ) -> Result<Vec<CallId>, StoreError> {
-        let rows = sqlx::query(
+        let ids: Vec<uuid::Uuid> = sqlx::query_scalar(
             "WITH cancelled AS (UPDATE calls SET status = 'cancelled', occurrence_at = NULL, updated_at = now() \
              WHERE rule_id = $1 AND status = 'scheduled' RETURNING id), \
-             history AS (INSERT INTO call_events (call_id, at, kind, detail) \
-             SELECT id, now(), 'cancelled', $2 FROM cancelled) \
-             SELECT id FROM cancelled",
+             history AS (INSERT INTO call_events (call_id, at, kind, detail) SELECT id, now(), 'cancelled', $2 \
+             FROM cancelled) SELECT id FROM cancelled",
         )
         .bind(rule.as_uuid())
         .bind(reason)
-        .fetch_all(&mut *conn)
+        .fetch_all(&mut **tx)
         .await?;
-        let ids = rows
-            .iter()
-            .map(|row| Ok(CallId::from(row.try_get::<uuid::Uuid, _>("id")?)))
-            .collect::<Result<Vec<_>, StoreError>>()?;
-        let notes: Vec<String> = ids.iter().map(|id| self.note(Note::Cancelled(*id))).collect();
-        sqlx::query(&format!("SELECT pg_notify('{CHANNEL}', note) FROM unnest($1::text[]) AS note"))
-            .bind(&notes)
-            .execute(&mut *conn)
-            .await?;
+        let ids: Vec<CallId> = ids.into_iter().map(CallId::from).collect();
+        for id in &ids {
+            // Delivered only if the transaction commits, like every other announcement.
+            sqlx::query("SELECT pg_notify($1, $2)")
+                .bind(CHANNEL)
+                .bind(self.note(Note::Cancelled(*id)))
+                .execute(&mut **tx)
+                .await?;
+        }
         Ok(ids)
     }
 }

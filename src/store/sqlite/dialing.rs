@@ -9,14 +9,8 @@ use sqlx::{Sqlite, Transaction};
 
 use super::{CALL_COLUMNS, SqliteStore, calls_from_rows, from_millis, insert_history, millis};
 use crate::calls::{CallId, HistoryEntry};
-use crate::clock;
 use crate::store::dialing::{Usage, in_progress_sql};
 use crate::store::{Claimed, DialLimits, LeaseTerms, StoreError, TakenOver, Takeover};
-
-/// Now, to the millisecond the file keeps, so instants computed from it match the ones read back.
-fn stored_now() -> Result<DateTime<Utc>, StoreError> {
-    from_millis(millis(clock::now()))
-}
 
 fn later(at: DateTime<Utc>, span: Duration) -> DateTime<Utc> {
     at + chrono::Duration::from_std(span).unwrap_or(chrono::Duration::MAX)
@@ -70,6 +64,11 @@ async fn log_dials(
 }
 
 impl SqliteStore {
+    /// Now, to the millisecond the file keeps, so instants computed from it match the ones read back.
+    fn stored_now(&self) -> Result<DateTime<Utc>, StoreError> {
+        from_millis(millis(self.clock.now()))
+    }
+
     pub(super) async fn claim(
         &self,
         due_by: DateTime<Utc>,
@@ -77,7 +76,7 @@ impl SqliteStore {
         limit: u32,
         limits: &DialLimits,
     ) -> Result<Claimed, StoreError> {
-        let now = stored_now()?;
+        let now = self.stored_now()?;
         let mut tx = self.pool.begin().await?;
         let (room, held_back) = limits.room(limit, &usage(&mut tx, limits, now).await?);
         if room == 0 {
@@ -87,7 +86,8 @@ impl SqliteStore {
         let sql = format!(
             "UPDATE calls SET status = 'dialing', attempt = attempt + 1, lease_owner = ?1, lease_until = ?2, \
              dial_started_at = ?3, updated_at = ?3 WHERE id IN (SELECT id FROM calls INDEXED BY calls_scheduled_due \
-             WHERE status = 'scheduled' AND due_at <= ?5 ORDER BY due_at LIMIT ?4) RETURNING {CALL_COLUMNS}"
+             WHERE status = 'scheduled' \
+             AND due_at <= ?3 ORDER BY due_at LIMIT ?4) RETURNING {CALL_COLUMNS}"
         );
         let rows = sqlx::query(&sql)
             .bind(&terms.owner)
@@ -116,7 +116,7 @@ impl SqliteStore {
         let renewed = sqlx::query(
             "UPDATE calls SET lease_until = ? WHERE id = ? AND status = 'dialing' AND lease_owner = ? AND attempt = ?",
         )
-        .bind(millis(later(clock::now(), terms.ttl)))
+        .bind(millis(later(self.clock.now(), terms.ttl)))
         .bind(id.to_string())
         .bind(&terms.owner)
         .bind(i64::from(attempt))
@@ -125,8 +125,8 @@ impl SqliteStore {
         Ok(renewed.rows_affected() == 1)
     }
 
-    pub(super) async fn missed(&self, due_before: DateTime<Utc>) -> Result<Vec<CallId>, StoreError> {
-        let now = clock::now();
+    pub(super) async fn missed(&self, grace: Duration) -> Result<Vec<CallId>, StoreError> {
+        let now = self.clock.now();
         let mut tx = self.pool.begin().await?;
         let rows = sqlx::query(
             "UPDATE calls INDEXED BY calls_scheduled_due SET status = 'missed', updated_at = ?, \
@@ -158,7 +158,7 @@ impl SqliteStore {
             "SELECT {CALL_COLUMNS} FROM calls WHERE status = 'dialing' AND call_control_id IS NULL \
              AND (lease_until < ? OR lease_owner = ?)"
         );
-        let rows = sqlx::query(&sql).bind(millis(clock::now())).bind(owner).fetch_all(&self.pool).await?;
+        let rows = sqlx::query(&sql).bind(millis(self.clock.now())).bind(owner).fetch_all(&self.pool).await?;
         calls_from_rows(&rows)
     }
 
@@ -169,7 +169,7 @@ impl SqliteStore {
         limits: &DialLimits,
         takeover: &Takeover,
     ) -> Result<Option<TakenOver>, StoreError> {
-        let now = stored_now()?;
+        let now = self.stored_now()?;
         let mut tx = self.pool.begin().await?;
         let (room, _) = limits.room(1, &usage(&mut tx, limits, now).await?);
         let own = takeover.own_previous_run.then_some(terms.owner.as_str());

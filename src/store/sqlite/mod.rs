@@ -26,7 +26,7 @@ use super::{
     OutcomeCount, PendingEvent, QueueNotice, RuleStep, Stepped, Store, StoreError, TakenOver, Takeover,
 };
 use crate::calls::{Call, CallId, CallStatus, DueAt, HistoryEntry, PhoneNumber, Timezone};
-use crate::clock;
+use crate::clock::Clock;
 use crate::rules::{NewRule, Rule, RuleId, RuleStatus};
 use locks::EventsLocks;
 
@@ -41,24 +41,34 @@ pub struct SqliteStore {
     /// Never sent on: no other instance shares the file.
     notices: broadcast::Sender<QueueNotice>,
     events_locks: EventsLocks,
+    /// The store's clock: this instance's, or a test's.
+    clock: Clock,
 }
 
 impl SqliteStore {
     /// Opens (creating if missing) the database file at `path` and applies the migrations.
     pub async fn open(path: &str) -> Result<Self, StoreError> {
+        Self::open_with_clock(path, Clock::Instance).await
+    }
+
+    /// Like [`SqliteStore::open`], with the store's time read from `clock`.
+    pub async fn open_with_clock(path: &str, clock: Clock) -> Result<Self, StoreError> {
         let options = SqliteConnectOptions::from_str(&format!("sqlite://{path}"))?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(10))
             .foreign_keys(true);
-        let pool = SqlitePoolOptions::new().max_connections(8).connect_with(options).await?;
+        // A pooled SQLite connection is a file handle, not a socket that can go stale: pinging it
+        // before each use (sqlx's default) only added a round trip to its worker thread per query.
+        let pool = SqlitePoolOptions::new().max_connections(8).test_before_acquire(false).connect_with(options).await?;
         sqlx::migrate!("src/store/migrations/sqlite").run(&pool).await?;
         Ok(Self {
             pool,
             changes: ChangeFeed::new(),
             notices: queue_notice_channel(),
             events_locks: EventsLocks::default(),
+            clock,
         })
     }
 }
@@ -217,7 +227,7 @@ impl Store for SqliteStore {
     }
 
     async fn now(&self) -> Result<DateTime<Utc>, StoreError> {
-        Ok(clock::now())
+        Ok(self.clock.now())
     }
 
     #[tracing::instrument(skip(self, call), fields(call_id = %call.id))]
@@ -227,7 +237,7 @@ impl Store for SqliteStore {
         {
             return Ok(Inserted::Existing(existing, hash));
         }
-        let now = clock::now();
+        let now = self.clock.now();
         let mut tx = self.pool.begin().await?;
         let inserted = insert_call_row(&mut tx, call, &Link::default(), "idempotency_key", now).await?;
         if !inserted {
@@ -335,7 +345,7 @@ impl Store for SqliteStore {
         .bind(&patch.call_control_id)
         .bind(&patch.joke)
         .bind(&patch.last_error)
-        .bind(millis(clock::now()))
+        .bind(millis(self.clock.now()))
         .bind(id.to_string())
         .bind(from.as_str())
         .execute(&mut *tx)
@@ -374,14 +384,8 @@ impl Store for SqliteStore {
     }
 
     #[tracing::instrument(skip(self, limits))]
-    async fn claim_due(
-        &self,
-        now: DateTime<Utc>,
-        terms: &LeaseTerms,
-        limit: u32,
-        limits: &DialLimits,
-    ) -> Result<Claimed, StoreError> {
-        self.claim(now, terms, limit, limits).await
+    async fn claim_due(&self, terms: &LeaseTerms, limit: u32, limits: &DialLimits) -> Result<Claimed, StoreError> {
+        self.claim(terms, limit, limits).await
     }
 
     #[tracing::instrument(skip(self, terms), fields(call_id = %id))]
@@ -390,8 +394,8 @@ impl Store for SqliteStore {
     }
 
     #[tracing::instrument(skip(self))]
-    async fn mark_missed(&self, due_before: DateTime<Utc>) -> Result<Vec<CallId>, StoreError> {
-        self.missed(due_before).await
+    async fn mark_missed(&self, grace: Duration) -> Result<Vec<CallId>, StoreError> {
+        self.missed(grace).await
     }
 
     async fn orphaned_dials(&self, owner: Option<&str>) -> Result<Vec<Call>, StoreError> {
@@ -416,7 +420,7 @@ impl Store for SqliteStore {
         hour: Duration,
         day: Duration,
     ) -> Result<(u64, u64), StoreError> {
-        let now = clock::now();
+        let now = self.clock.now();
         let since = |span: Duration| now - chrono::Duration::from_std(span).unwrap_or(chrono::Duration::MAX);
         let (in_hour, in_day): (Option<i64>, i64) = sqlx::query_as(
             "SELECT SUM(created_at >= ?1), COUNT(*) FROM calls WHERE created_at >= ?2 AND (?3 IS NULL OR to_number = ?3)",
@@ -488,7 +492,7 @@ impl Store for SqliteStore {
              WHERE seq = ?",
         )
         .bind(close)
-        .bind(millis(clock::now()))
+        .bind(millis(self.clock.now()))
         .bind(error)
         .bind(error)
         .bind(seq)
@@ -517,7 +521,7 @@ impl Store for SqliteStore {
             "UPDATE calls SET due_at = ?, updated_at = ? WHERE id = ? AND status = 'scheduled' AND due_at = ?",
         )
         .bind(millis(to.instant()))
-        .bind(millis(clock::now()))
+        .bind(millis(self.clock.now()))
         .bind(id.to_string())
         .bind(millis(from.instant()))
         .execute(&mut *tx)
@@ -541,7 +545,7 @@ impl Store for SqliteStore {
     ) -> Result<bool, StoreError> {
         let mut tx = self.pool.begin().await?;
         let link = Link { rule, occurrence_at: None, retry: Some((first, retry)) };
-        let created = insert_call_row(&mut tx, call, &link, "retry_of, retry", clock::now()).await?;
+        let created = insert_call_row(&mut tx, call, &link, "retry_of, retry", self.clock.now()).await?;
         tx.commit().await?;
         if created {
             self.changes.publish(call.id);

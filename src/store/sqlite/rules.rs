@@ -120,7 +120,7 @@ impl SqliteStore {
 
     #[tracing::instrument(skip(self), fields(rule_id = %id))]
     pub(super) async fn remove_rule(&self, id: RuleId) -> Result<bool, StoreError> {
-        let now = clock::now();
+        let now = self.clock.now();
         let mut tx = self.pool.begin().await?;
         let deleted = sqlx::query("DELETE FROM schedules WHERE id = ?").bind(id.to_string()).execute(&mut *tx).await?;
         if deleted.rows_affected() == 0 {
@@ -134,7 +134,7 @@ impl SqliteStore {
 
     #[tracing::instrument(skip(self, step), fields(rule_id = %step.rule))]
     pub(super) async fn apply_rule_step(&self, step: &RuleStep) -> Result<Stepped, StoreError> {
-        let now = clock::now();
+        let now = self.clock.now();
         let mut tx = self.pool.begin().await?;
         let moved = sqlx::query(
             "UPDATE schedules SET cursor_at = ?, note = COALESCE(?, note), updated_at = ? \
