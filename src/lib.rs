@@ -252,7 +252,7 @@ fn policy(config: &Config) -> Policy {
 fn queue_settings(config: &Config) -> QueueSettings {
     QueueSettings {
         lease: lease_terms(config),
-        grace: config.grace,
+        grace: config.grace.to_std().unwrap_or_default(),
         window: 10_000,
         batch: 500,
         limits: dial_limits(config),

@@ -1,7 +1,6 @@
-//! The rule materialiser over a real store of each backend, driven with chosen instants: the
-//! occurrences it makes across the 2026 clock changes in New York and Dublin, what it makes up
-//! (or skips) after the service was down, and two instances sharing one database making every
-//! occurrence once.
+//! The rule materialiser over a real SQLite file, driven with chosen instants: the occurrences it
+//! makes across the 2026 clock changes in New York and Dublin, what it makes up (or skips) after
+//! the service was down, and two instances sharing one database making every occurrence once.
 
 mod common;
 
@@ -19,18 +18,6 @@ fn at(text: &str) -> DateTime<Utc> {
 fn daily(hour: u32, minute: u32) -> Recurrence {
     Recurrence::daily(NaiveTime::from_hms_opt(hour, minute, 0).expect("time"))
 }
-
-on_both_backends!(
-    a_daily_half_past_two_in_new_york_rings_at_three_on_the_day_the_clocks_skip_it,
-    a_daily_half_past_one_in_new_york_rings_once_on_the_day_it_happens_twice,
-    a_daily_half_past_one_in_dublin_rings_at_two_on_the_day_the_clocks_skip_it,
-    an_hourly_rule_in_dublin_rings_once_for_the_hour_the_clocks_repeat,
-    a_call_missed_while_the_service_was_down_is_made_up_once_within_the_window,
-    under_skip_a_call_missed_while_the_service_was_down_is_dropped_for_the_next_one,
-    after_a_long_outage_only_the_latest_missed_occurrence_is_made_up,
-    two_instances_sharing_a_database_make_each_occurrence_once,
-    an_occurrence_that_already_has_its_call_is_never_stored_twice,
-);
 
 async fn add_rule(f: &Scheduler, recurrence: Recurrence, zone: &str, catch_up: CatchUp, created: &str) -> RuleId {
     let rule = NewRule {

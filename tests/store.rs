@@ -11,11 +11,10 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use common::backends::{Backend, TestStore, eventually, on_both_backends};
-use dialajoke::calls::{CallId, CallStatus, DueAt, HistoryEntry, PhoneNumber, Schedule, Timezone};
-use dialajoke::rules::{CatchUp, NewRule, Recurrence, RuleId, RuleStatus};
+use dialajoke::calls::{CallId, CallStatus, HistoryEntry, PhoneNumber};
 use dialajoke::store::{
-    CallPatch, Claimed, DialLimits, HeldBack, InboxEvent, LeaseTerms, ListQuery, NewCall, QueueNotice, RuleStep,
-    Stepped, Store, TakenOver, Takeover,
+    CallPatch, Claimed, DialLimits, HeldBack, InboxEvent, LeaseTerms, ListQuery, QueueNotice, Store, TakenOver,
+    Takeover,
 };
 
 fn terms(owner: &str, ttl: Duration) -> LeaseTerms {
@@ -38,9 +37,8 @@ fn rate(dials: u32, window: Duration) -> DialLimits {
     DialLimits { rate: Some((dials, window)), max_active: None }
 }
 
-/// Claims what is due by the store's clock, as the timed queue does.
 async fn claim(t: &TestStore, owner: &str, ttl: Duration, batch: u32, limits: DialLimits) -> Claimed {
-    t.store.claim_due(t.now().await, &terms(owner, ttl), batch, &limits).await.expect("claim")
+    t.store.claim_due(&terms(owner, ttl), batch, &limits).await.expect("claim")
 }
 
 async fn take_over(
@@ -93,9 +91,6 @@ on_both_backends!(
     a_calls_events_lock_is_held_by_one_holder_at_a_time,
     listings_filter_by_status_and_count_the_calls_that_ended,
     scheduling_counts_are_per_number_and_in_all,
-    a_group_of_events_records_each_new_id_once,
-    a_retry_is_stored_once_per_chain_and_number,
-    pausing_a_rule_cancels_its_waiting_call_and_deleting_it_forgets_it,
 );
 
 async fn a_stored_call_reads_back_with_its_first_history_entry(t: TestStore) {
@@ -144,9 +139,7 @@ async fn claimers_racing_each_other_claim_every_call_exactly_once(t: TestStore) 
         claimers.push(tokio::spawn(async move {
             let (owner, mut mine) = (format!("instance-{index}"), Vec::new());
             loop {
-                let now = store.now().await.expect("clock");
-                let claimed =
-                    store.claim_due(now, &terms(&owner, LONG), 7, &DialLimits::unlimited()).await.expect("claim");
+                let claimed = store.claim_due(&terms(&owner, LONG), 7, &DialLimits::unlimited()).await.expect("claim");
                 if claimed.calls.is_empty() {
                     return mine;
                 }
@@ -290,7 +283,7 @@ async fn calls_overdue_beyond_the_grace_period_are_marked_missed(t: TestStore) {
     let now = t.now().await;
     let (long_ago, lately) = (t.add_call(now - secs(1800)).await, t.add_call(now - secs(60)).await);
 
-    let missed = t.store.mark_missed(now - secs(600)).await.expect("mark");
+    let missed = t.store.mark_missed(Duration::from_secs(600)).await.expect("mark");
 
     assert_eq!(missed, [long_ago]);
     assert_eq!((status(&t, long_ago).await, status(&t, lately).await), (CallStatus::Missed, CallStatus::Scheduled));
@@ -359,73 +352,6 @@ async fn scheduling_counts_are_per_number_and_in_all(t: TestStore) {
     assert_eq!(t.store.count_scheduled(Some(&number), hour, day).await.expect("count"), (2, 2));
     assert_eq!(t.store.count_scheduled(Some(&elsewhere), hour, day).await.expect("count"), (0, 0));
     assert_eq!(t.store.count_scheduled(None, hour, day).await.expect("count"), (2, 2));
-}
-
-async fn a_group_of_events_records_each_new_id_once(t: TestStore) {
-    assert!(t.store.inbox_insert(&event("known", "k")).await.expect("insert"));
-    let group = [event("new", "k"), event("known", "k"), event("new", "k"), event("other", "j")];
-
-    let fresh = t.store.inbox_insert_group(&group).await.expect("group");
-
-    assert_eq!(fresh, [true, false, false, true]);
-    assert_eq!(t.store.inbox_pending("k").await.expect("pending").len(), 2);
-}
-
-/// A scheduled call to the usual test number, due at `due`, not stored yet.
-fn new_call(due: DateTime<Utc>) -> NewCall {
-    let schedule = Schedule {
-        to: PhoneNumber::parse("+353 1 234 5678").expect("valid"),
-        due_at: DueAt::planned(due),
-        timezone: Timezone::parse("UTC").expect("zone"),
-        note: None,
-    };
-    NewCall { id: CallId::new(), schedule, idempotency: None }
-}
-
-async fn a_retry_is_stored_once_per_chain_and_number(t: TestStore) {
-    let first = t.add_call(t.now().await + secs(60)).await;
-    let (retry, again) = (new_call(t.now().await + secs(600)), new_call(t.now().await + secs(600)));
-
-    let stored = t.store.insert_retry(&retry, first, 1, None).await.expect("retry");
-    let twice = t.store.insert_retry(&again, first, 1, None).await.expect("retry");
-
-    assert!(stored && !twice, "retry 1 of the chain stored {} times", u8::from(stored) + u8::from(twice));
-    let call = t.store.get_call(retry.id).await.expect("read").expect("stored");
-    assert_eq!(call.retry, Some((first, 1)));
-    assert!(t.store.get_call(again.id).await.expect("read").is_none());
-}
-
-async fn pausing_a_rule_cancels_its_waiting_call_and_deleting_it_forgets_it(t: TestStore) {
-    let now = t.now().await;
-    let ten = chrono::NaiveTime::from_hms_opt(10, 0, 0).expect("time");
-    let rule = NewRule {
-        id: RuleId::new(),
-        to: PhoneNumber::parse("+353 1 234 5678").expect("valid"),
-        timezone: Timezone::parse("UTC").expect("zone"),
-        recurrence: Recurrence::daily(ten),
-        catch_up: CatchUp::Skip,
-    };
-    let stored = t.store.insert_rule(&rule, now).await.expect("rule");
-    let occurrence = now + secs(3600);
-    let call = new_call(occurrence);
-    let step = RuleStep {
-        rule: rule.id,
-        cursor_from: stored.cursor,
-        cursor_to: occurrence,
-        note: None,
-        occurrence: Some((call.clone(), occurrence)),
-    };
-    assert_eq!(t.store.step_rule(&step).await.expect("step"), Stepped::Moved { created: true });
-    assert_eq!(t.store.step_rule(&step).await.expect("step"), Stepped::Stale, "the cursor moved on once");
-
-    let paused = t.store.set_rule_status(rule.id, RuleStatus::Paused, now).await.expect("pause").expect("rule");
-    let waiting_after_pause = t.store.get_call(call.id).await.expect("read").expect("call").status;
-    let deleted = t.store.delete_rule(rule.id).await.expect("delete");
-
-    assert_eq!((paused.status, paused.next_call), (RuleStatus::Paused, None));
-    assert_eq!(waiting_after_pause, CallStatus::Cancelled);
-    assert!(deleted && t.store.get_rule(rule.id).await.expect("read").is_none());
-    assert!(t.store.list_rules().await.expect("rules").is_empty());
 }
 
 /// What instances sharing one PostgreSQL database see of each other.

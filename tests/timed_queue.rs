@@ -53,70 +53,51 @@ on_both_backends!(
     a_cancelled_call_is_never_dispatched,
     a_call_overdue_beyond_the_grace_period_is_marked_missed_not_dialed,
     pacing_holds_back_dials_beyond_the_limit,
-    a_call_falling_due_at_three_in_the_morning_is_moved_to_eight_and_dialled_then,
-    a_call_falling_due_in_quiet_hours_is_marked_missed_when_so_configured,
-    the_last_minute_before_quiet_hours_still_rings_and_the_first_does_not,
-    a_call_held_up_by_an_outage_until_night_is_checked_against_the_callees_own_clock,
     the_limit_of_calls_at_once_holds_back_dials,
 );
 
-async fn add(f: &Scheduler, due: DateTime<Utc>) -> CallId {
-    f.add_call("+353 1 234 5678", "UTC", due).await
-}
-
-async fn status(f: &Scheduler, id: CallId) -> CallStatus {
-    f.call(id).await.status
-}
-
-fn secs(n: i64) -> chrono::Duration {
-    chrono::Duration::seconds(n)
-}
-
 async fn nothing_is_dispatched_before_its_time_and_the_queue_says_when_next(t: TestStore) {
-    let f = scheduler_on(t, settings(100, None));
-    let now = Utc::now();
-    let due = now + secs(30);
-    add(&f, due).await;
+    let f = fixture(t, settings(100, DialLimits::unlimited()));
+    let due = f.t.now().await + secs(30);
+    let id = f.t.add_call(due).await;
+    f.queue.scheduled(id, DueAt::from_stored(due));
 
-    let outcome = f.queue.step(now).await.expect("step");
+    let outcome = f.queue.step().await.expect("step");
 
     let StepOutcome::Idle(Some(next)) = outcome else { panic!("expected idle, got {outcome:?}") };
     assert_eq!(next.timestamp_millis(), due.timestamp_millis());
 }
 
 async fn a_due_call_is_claimed_once_even_if_stepped_twice(t: TestStore) {
-    let f = scheduler_on(t, settings(100, None));
-    let now = Utc::now();
-    let id = add(&f, now + secs(1)).await;
+    let f = fixture(t, settings(100, DialLimits::unlimited()));
+    let id = f.add(secs(-1)).await;
 
-    let first = f.queue.step(now + secs(2)).await.expect("step");
-    let second = f.queue.step(now + secs(3)).await.expect("step");
+    let first = f.queue.step().await.expect("step");
+    let second = f.queue.step().await.expect("step");
 
     assert_eq!(first, StepOutcome::Dispatched(vec![id]));
     assert!(matches!(second, StepOutcome::Idle(None)), "{second:?}");
-    assert_eq!(status(&f, id).await, CallStatus::Dialing);
+    assert_eq!(f.status(id).await, CallStatus::Dialing);
 }
 
 async fn a_call_scheduled_ahead_of_the_head_is_seen_at_once(t: TestStore) {
-    let f = scheduler_on(t, settings(100, None));
-    let now = Utc::now();
-    add(&f, now + secs(60)).await;
-    f.queue.step(now).await.expect("initial load");
+    let f = fixture(t, settings(100, DialLimits::unlimited()));
+    f.add(secs(60)).await;
+    f.queue.step().await.expect("initial load");
 
-    let early = add(&f, now + secs(5)).await;
-    let outcome = f.queue.step(now + secs(6)).await.expect("step");
+    let early = f.add(secs(-1)).await;
+    let outcome = f.queue.step().await.expect("step");
 
     assert_eq!(outcome, StepOutcome::Dispatched(vec![early]));
 }
 
 async fn calls_beyond_the_in_memory_window_are_loaded_when_the_window_drains(t: TestStore) {
-    let f = scheduler_on(t, settings(2, None));
-    let now = Utc::now();
-    let ids = [add(&f, now + secs(1)).await, add(&f, now + secs(2)).await, add(&f, now + secs(3)).await];
+    let f = fixture(t, settings(2, DialLimits::unlimited()));
+    let ids = [f.add(secs(-3)).await, f.add(secs(-2)).await, f.add(secs(-1)).await];
 
     let mut dispatched = Vec::new();
     for _ in 0..4 {
-        if let StepOutcome::Dispatched(batch) = f.queue.step(now + secs(10)).await.expect("step") {
+        if let StepOutcome::Dispatched(batch) = f.queue.step().await.expect("step") {
             dispatched.extend(batch);
         }
     }
@@ -128,38 +109,36 @@ async fn calls_beyond_the_in_memory_window_are_loaded_when_the_window_drains(t: 
 }
 
 async fn a_cancelled_call_is_never_dispatched(t: TestStore) {
-    let f = scheduler_on(t, settings(100, None));
-    let now = Utc::now();
-    let id = add(&f, now + secs(1)).await;
+    let f = fixture(t, settings(100, DialLimits::unlimited()));
+    let id = f.add(secs(-1)).await;
     let entry = dialajoke::calls::HistoryEntry::now("cancelled", None);
     let patch = dialajoke::store::CallPatch::default();
-    f.store.change_status(id, CallStatus::Scheduled, CallStatus::Cancelled, &patch, &entry).await.expect("cancel");
+    f.t.store.change_status(id, CallStatus::Scheduled, CallStatus::Cancelled, &patch, &entry).await.expect("cancel");
 
-    let outcome = f.queue.step(now + secs(2)).await.expect("step");
+    let outcome = f.queue.step().await.expect("step");
 
     assert_eq!(outcome, StepOutcome::Dispatched(vec![]));
-    assert_eq!(status(&f, id).await, CallStatus::Cancelled);
+    assert_eq!(f.status(id).await, CallStatus::Cancelled);
 }
 
 async fn a_call_overdue_beyond_the_grace_period_is_marked_missed_not_dialed(t: TestStore) {
-    let f = scheduler_on(t, settings(100, None));
-    let now = Utc::now();
-    let id = add(&f, now + secs(1)).await;
+    let f = fixture(t, settings(100, DialLimits::unlimited()));
+    let id = f.add(chrono::Duration::minutes(-30)).await;
 
-    f.queue.step(now + chrono::Duration::minutes(30)).await.expect("step");
+    f.queue.step().await.expect("step");
 
-    assert_eq!(status(&f, id).await, CallStatus::Missed);
+    assert_eq!(f.status(id).await, CallStatus::Missed);
 }
 
 async fn pacing_holds_back_dials_beyond_the_limit(t: TestStore) {
-    let f = scheduler_on(t, settings(100, Some((3, Duration::from_secs(60)))));
-    let now = Utc::now();
+    let limits = DialLimits { rate: Some((3, Duration::from_secs(60))), max_active: None };
+    let f = fixture(t, settings(100, limits));
     for offset in 1..=5 {
-        add(&f, now + secs(offset)).await;
+        f.add(secs(-offset)).await;
     }
 
-    let first = f.queue.step(now + secs(10)).await.expect("step");
-    let second = f.queue.step(now + secs(10)).await.expect("step");
+    let first = f.queue.step().await.expect("step");
+    let second = f.queue.step().await.expect("step");
 
     let StepOutcome::Dispatched(batch) = first else { panic!("expected a dispatch, got {first:?}") };
     assert_eq!(batch.len(), 3);
@@ -167,16 +146,14 @@ async fn pacing_holds_back_dials_beyond_the_limit(t: TestStore) {
 }
 
 async fn the_limit_of_calls_at_once_holds_back_dials(t: TestStore) {
-    let mut limited = settings(100, None);
-    limited.limits = DialLimits { rate: None, max_active: Some(2) };
-    let f = scheduler_on(t, limited);
-    let now = Utc::now();
+    let limits = DialLimits { rate: None, max_active: Some(2) };
+    let f = fixture(t, settings(100, limits));
     for offset in 1..=3 {
-        add(&f, now + secs(offset)).await;
+        f.add(secs(-offset)).await;
     }
 
-    let first = f.queue.step(now + secs(10)).await.expect("step");
-    let second = f.queue.step(now + secs(10)).await.expect("step");
+    let first = f.queue.step().await.expect("step");
+    let second = f.queue.step().await.expect("step");
 
     let StepOutcome::Dispatched(batch) = first else { panic!("expected a dispatch, got {first:?}") };
     assert_eq!(batch.len(), 2);

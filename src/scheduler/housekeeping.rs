@@ -24,10 +24,9 @@ pub async fn start(flow: CallFlow, materialiser: Materialiser) -> Result<JobSche
 }
 
 /// One housekeeping pass: gives rules their next calls (deciding catch-up for what fell due
-/// while the service was down, by the store's clock), takes over orphaned dials and starts
-/// resending or failing them, and starts re-applying pending inbox events, all but the first in
-/// the background. At start-up (`starting`), this instance's own claims from its previous run are
-/// orphaned too.
+/// while the service was down), takes over orphaned dials and starts resending or failing them,
+/// and starts re-applying pending inbox events, all but the first in the background. At start-up
+/// (`starting`), this instance's own claims from its previous run are orphaned too.
 pub async fn sweep(flow: &CallFlow, materialiser: &Materialiser, starting: bool) {
     if let Err(error) = materialiser.pass_now().await {
         tracing::error!(error = ?error, "could not give recurring rules their next calls");

@@ -35,7 +35,7 @@ pub struct QueueSettings {
     /// This instance's name on its claims, and how long a claim holds.
     pub lease: LeaseTerms,
     /// Calls overdue by more than this when first seen are marked missed instead of dialed.
-    pub grace: chrono::Duration,
+    pub grace: Duration,
     /// How many scheduled calls the in-memory window holds.
     pub window: u32,
     /// Most calls claimed in one step.
@@ -155,7 +155,7 @@ impl TimedQueue {
         let mut notices = self.inner.store.queue_notices();
         let mut failures = 0u32;
         while !shutdown.is_cancelled() {
-            let wait = match self.step_by_the_stores_clock().await {
+            let wait = match self.step_at().await {
                 Ok((StepOutcome::Dispatched(_), _)) => {
                     failures = 0;
                     continue;
@@ -196,26 +196,24 @@ impl TimedQueue {
         }
     }
 
-    /// A step at the store's clock, which decides when calls are due (never this instance's own
-    /// clock); returns the outcome and the instant it was taken at.
-    async fn step_by_the_stores_clock(&self) -> Result<(StepOutcome, DateTime<Utc>), StoreError> {
-        let now = self.inner.store.now().await?;
-        Ok((self.step(now).await?, now))
+    /// One step: refill the window if needed, mark long-overdue calls missed, and claim and
+    /// dispatch what is due by the store's clock. Public so tests drive the queue without sleeping.
+    pub async fn step(&self) -> Result<StepOutcome, StoreError> {
+        self.step_at().await.map(|(outcome, _)| outcome)
     }
 
-    /// One step at `now`: refill the window if needed, mark long-overdue calls missed, hold calls
-    /// in their callee's quiet hours, and claim and dispatch what is due. Public so tests drive the
-    /// queue at chosen instants without sleeping; [`TimedQueue::run`] passes the store's clock.
-    pub async fn step(&self, now: DateTime<Utc>) -> Result<StepOutcome, StoreError> {
+    /// A step, and the store's clock when it looked.
+    async fn step_at(&self) -> Result<(StepOutcome, DateTime<Utc>), StoreError> {
         self.refill_if_stale().await?;
+        let now = self.inner.store.now().await?;
         let head = locked(&self.inner.window).heap.peek().map(|Reverse((due, _))| due.instant());
         let Some(head) = head.filter(|&due| due <= now) else {
-            return Ok(StepOutcome::Idle(head));
+            return Ok((StepOutcome::Idle(head), now));
         };
-        let settings = &self.inner.settings;
-        if head < now - settings.grace {
-            self.mark_missed(now).await?;
-            return Ok(StepOutcome::Dispatched(Vec::new()));
+        let grace = chrono::Duration::from_std(self.inner.settings.grace).unwrap_or(chrono::Duration::MAX);
+        if head < now - grace {
+            self.mark_missed().await?;
+            return Ok((StepOutcome::Dispatched(Vec::new()), now));
         }
         let settings = &self.inner.settings;
         self.hold_quiet_calls(now, settings.batch).await?;
@@ -291,8 +289,8 @@ impl TimedQueue {
         window.stale |= window.heap.is_empty() && window.loaded_until.is_some();
     }
 
-    async fn mark_missed(&self, now: DateTime<Utc>) -> Result<(), StoreError> {
-        let missed = self.inner.store.mark_missed(now - self.inner.settings.grace).await?;
+    async fn mark_missed(&self) -> Result<(), StoreError> {
+        let missed = self.inner.store.mark_missed(self.inner.settings.grace).await?;
         if !missed.is_empty() {
             tracing::warn!(count = missed.len(), "calls fell due while the service was down and were marked missed");
         }

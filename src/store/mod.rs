@@ -193,24 +193,16 @@ pub trait Store: Send + Sync + 'static {
     async fn append_history(&self, id: CallId, entry: &HistoryEntry) -> Result<(), StoreError>;
     /// The earliest scheduled calls, for the timed queue's window.
     async fn next_due(&self, limit: u32) -> Result<Vec<(CallId, DueAt)>, StoreError>;
-    /// Atomically moves up to `limit` calls due at `now` from scheduled to dialing under a lease
-    /// for `terms`, as far as `limits` allow (they hold for every instance together), bumping each
-    /// call's attempt and counting a dial for each. `now` is what due-ness is judged at: the
-    /// timed queue passes the store's clock ([`Store::now`]); the lease and the dial window are
-    /// always measured by the store's clock.
-    async fn claim_due(
-        &self,
-        now: DateTime<Utc>,
-        terms: &LeaseTerms,
-        limit: u32,
-        limits: &DialLimits,
-    ) -> Result<Claimed, StoreError>;
+    /// Atomically moves up to `limit` due calls from scheduled to dialing under a lease for
+    /// `terms`, as far as `limits` allow (they hold for every instance together), bumping each
+    /// call's attempt and counting a dial for each.
+    async fn claim_due(&self, terms: &LeaseTerms, limit: u32, limits: &DialLimits) -> Result<Claimed, StoreError>;
     /// Extends the lease `terms.owner` holds on a dialing call under `attempt` (the fencing
     /// token). False when the lease is no longer theirs: someone took the dial over, or the call
     /// moved on.
     async fn renew_lease(&self, id: CallId, terms: &LeaseTerms, attempt: u32) -> Result<bool, StoreError>;
-    /// Marks scheduled calls due before `due_before` as missed; returns their ids.
-    async fn mark_missed(&self, due_before: DateTime<Utc>) -> Result<Vec<CallId>, StoreError>;
+    /// Marks scheduled calls due more than `grace` ago as missed; returns their ids.
+    async fn mark_missed(&self, grace: Duration) -> Result<Vec<CallId>, StoreError>;
     /// Dialing calls whose dial's fate is unknown: no Telnyx id yet, and a lease that ran out or,
     /// with `owner`, held by that instance (at start-up: its previous run died mid-dial).
     async fn orphaned_dials(&self, owner: Option<&str>) -> Result<Vec<Call>, StoreError>;

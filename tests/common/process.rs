@@ -15,8 +15,7 @@ use dialajoke::sim::SimHandle;
 const READY_BOUND: Duration = Duration::from_secs(30);
 
 /// The settings every service under test shares: the simulator's account and API, the US
-/// callees, no scheduling limits (loads send hundreds of calls to the same few numbers), no
-/// calling hours (runs happen at any hour) and no retries (audits expect one call per request).
+/// callees, and no scheduling limits (loads send hundreds of calls to the same few numbers).
 pub fn simulator_account(sim: &SimHandle, api_key: &str) -> Vec<(&'static str, String)> {
     vec![
         ("TELNYX_API_KEY", api_key.to_owned()),

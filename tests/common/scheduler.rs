@@ -30,7 +30,7 @@ impl Dispatch for Recorder {
     }
 }
 
-/// A store, a queue and a materialiser over one database.
+/// A store, a queue and a materialiser over one SQLite file.
 pub struct Scheduler {
     /// The store.
     pub store: Arc<dyn Store>,

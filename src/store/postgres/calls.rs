@@ -3,63 +3,12 @@
 //! committed. History is stamped with the database's clock, like everything else here.
 
 use chrono::{DateTime, Utc};
-use sqlx::postgres::PgRow;
-use sqlx::{Postgres, Row};
+use sqlx::Row;
 
 use super::notices::{CHANNEL, Note};
 use super::{CALL_COLUMNS, Link, PgStore, attempt_value, call_from_row};
 use crate::calls::{Call, CallId, CallStatus, DueAt, HistoryEntry};
 use crate::store::{CallPatch, Inserted, NewCall, OutcomeCount, StoreError};
-
-/// What ties a new call to a rule or to the call it retries.
-#[derive(Debug, Default)]
-pub(super) struct Link {
-    pub rule: Option<RuleId>,
-    pub occurrence_at: Option<DateTime<Utc>>,
-    pub retry: Option<(CallId, u32)>,
-}
-
-/// Inserts a scheduled call with its first history entry and announces it, in one statement,
-/// unless the unique key `conflict` names (the idempotency key, the rule's occurrence, the retry)
-/// is taken; the stored row, or None then.
-pub(super) async fn insert_call_row<'e, E>(
-    executor: E,
-    call: &NewCall,
-    link: &Link,
-    conflict: &str,
-    announcement: String,
-) -> Result<Option<PgRow>, StoreError>
-where
-    E: sqlx::Executor<'e, Database = Postgres>,
-{
-    let schedule = &call.schedule;
-    let sql = format!(
-        "WITH inserted AS (INSERT INTO calls (id, to_number, due_at, timezone, status, note, idempotency_key, \
-         request_hash, created_at, updated_at, rule_id, occurrence_at, retry_of, retry) \
-         VALUES ($1, $2, $3, $4, 'scheduled', $5, $6, $7, now(), now(), $9, $10, $11, $12) \
-         ON CONFLICT ({conflict}) DO NOTHING RETURNING {CALL_COLUMNS}), \
-         history AS (INSERT INTO call_events (call_id, at, kind, detail) \
-         SELECT id, created_at, 'scheduled', note FROM inserted), \
-         announced AS (SELECT pg_notify('{CHANNEL}', $8) FROM inserted) \
-         SELECT {CALL_COLUMNS}, (SELECT COUNT(*) FROM announced) AS announced FROM inserted"
-    );
-    let row = sqlx::query(&sql)
-        .bind(call.id.as_uuid())
-        .bind(schedule.to.as_str())
-        .bind(schedule.due_at.instant())
-        .bind(schedule.timezone.name())
-        .bind(&schedule.note)
-        .bind(call.idempotency.as_ref().map(|(key, _)| key))
-        .bind(call.idempotency.as_ref().map(|(_, hash)| hash))
-        .bind(announcement)
-        .bind(link.rule.map(|id| id.as_uuid()))
-        .bind(link.occurrence_at)
-        .bind(link.retry.map(|(first, _)| first.as_uuid()))
-        .bind(link.retry.map_or(0, |(_, number)| i32::try_from(number).unwrap_or(i32::MAX)))
-        .fetch_optional(executor)
-        .await?;
-    Ok(row)
-}
 
 impl PgStore {
     pub(super) async fn insert(&self, call: &NewCall) -> Result<Inserted, StoreError> {
@@ -68,8 +17,27 @@ impl PgStore {
         {
             return Ok(Inserted::Existing(existing, hash));
         }
-        let announcement = self.note(Note::Scheduled(call.id, call.schedule.due_at));
-        let row = insert_call_row(&self.pool, call, &Link::default(), "idempotency_key", announcement).await?;
+        let schedule = &call.schedule;
+        let sql = format!(
+            "WITH inserted AS (INSERT INTO calls (id, to_number, due_at, timezone, status, note, idempotency_key, \
+             request_hash, created_at, updated_at) VALUES ($1, $2, $3, $4, 'scheduled', $5, $6, $7, now(), now()) \
+             ON CONFLICT (idempotency_key) DO NOTHING RETURNING {CALL_COLUMNS}), \
+             history AS (INSERT INTO call_events (call_id, at, kind, detail) \
+             SELECT id, created_at, 'scheduled', note FROM inserted), \
+             announced AS (SELECT pg_notify('{CHANNEL}', $8) FROM inserted) \
+             SELECT {CALL_COLUMNS}, (SELECT COUNT(*) FROM announced) AS announced FROM inserted"
+        );
+        let row = sqlx::query(&sql)
+            .bind(call.id.as_uuid())
+            .bind(schedule.to.as_str())
+            .bind(schedule.due_at.instant())
+            .bind(schedule.timezone.name())
+            .bind(&schedule.note)
+            .bind(call.idempotency.as_ref().map(|(key, _)| key))
+            .bind(call.idempotency.as_ref().map(|(_, hash)| hash))
+            .bind(self.note(Note::Scheduled(call.id, schedule.due_at)))
+            .fetch_optional(&self.pool)
+            .await?;
         let Some(row) = row else {
             // Another request with the same key won the race: answer with its call.
             let key = call.idempotency.as_ref().map(|(key, _)| key.as_str()).unwrap_or_default();
@@ -236,60 +204,5 @@ impl PgStore {
             .await?;
         self.changes.publish(id);
         Ok(())
-    }
-
-    pub(super) async fn retry(
-        &self,
-        call: &NewCall,
-        first: CallId,
-        retry: u32,
-        rule: Option<RuleId>,
-    ) -> Result<bool, StoreError> {
-        let link = Link { rule, occurrence_at: None, retry: Some((first, retry)) };
-        let announcement = self.note(Note::Scheduled(call.id, call.schedule.due_at));
-        let created = insert_call_row(&self.pool, call, &link, "retry_of, retry", announcement).await?.is_some();
-        if created {
-            self.changes.publish(call.id);
-        }
-        Ok(created)
-    }
-
-    pub(super) async fn due(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<Call>, StoreError> {
-        let sql = format!(
-            "SELECT {CALL_COLUMNS} FROM calls WHERE status = 'scheduled' AND due_at <= $1 ORDER BY due_at LIMIT $2"
-        );
-        let rows = sqlx::query(&sql).bind(now).bind(i64::from(limit)).fetch_all(&self.pool).await?;
-        calls_from_rows(&rows)
-    }
-
-    pub(super) async fn move_due(
-        &self,
-        id: CallId,
-        from: DueAt,
-        to: DueAt,
-        entry: &HistoryEntry,
-    ) -> Result<bool, StoreError> {
-        // The other instances' queues hear of the new due time as of a newly scheduled call.
-        let sql = format!(
-            "WITH moved AS (UPDATE calls SET due_at = $1, updated_at = now() WHERE id = $2 AND status = 'scheduled' \
-             AND due_at = $3 RETURNING id), \
-             history AS (INSERT INTO call_events (call_id, at, kind, detail) SELECT id, now(), $4, $5 FROM moved), \
-             announced AS (SELECT pg_notify('{CHANNEL}', $6) FROM moved) \
-             SELECT COUNT(*) FROM announced"
-        );
-        let moved: i64 = sqlx::query_scalar(&sql)
-            .bind(to.instant())
-            .bind(id.as_uuid())
-            .bind(from.instant())
-            .bind(&entry.kind)
-            .bind(&entry.detail)
-            .bind(self.note(Note::Scheduled(id, to)))
-            .fetch_one(&self.pool)
-            .await?;
-        if moved == 0 {
-            return Ok(false);
-        }
-        self.changes.publish(id);
-        Ok(true)
     }
 }

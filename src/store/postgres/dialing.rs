@@ -19,13 +19,8 @@ use crate::store::{Claimed, DialLimits, LeaseTerms, StoreError, TakenOver, Takeo
 const PACING_LOCK: i64 = 0x4441_4a4b_5041_4345;
 
 /// Takes the pacing lock, then reads the clock (after any wait for the lock) and what the
-/// limits are using, clearing dials older than the window on the way. Without limits there is
-/// nothing to count and no lock to take: the claim is one statement.
+/// limits are using, clearing dials older than the window on the way.
 async fn pace(tx: &mut Transaction<'_, Postgres>, limits: &DialLimits) -> Result<Usage, StoreError> {
-    if *limits == DialLimits::unlimited() {
-        let now = sqlx::query_scalar("SELECT clock_timestamp()").fetch_one(&mut **tx).await?;
-        return Ok(Usage { now, dials_in_window: 0, oldest_dial: None, active: 0 });
-    }
     sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(PACING_LOCK).execute(&mut **tx).await?;
     let now: DateTime<Utc> = sqlx::query_scalar("SELECT clock_timestamp()").fetch_one(&mut **tx).await?;
     let window = limits.rate.map_or(Duration::ZERO, |(_, window)| window);
@@ -48,16 +43,7 @@ async fn pace(tx: &mut Transaction<'_, Postgres>, limits: &DialLimits) -> Result
     })
 }
 
-/// Logs `count` dials at `now`, when a dial rate is kept at all.
-async fn log_dials(
-    tx: &mut Transaction<'_, Postgres>,
-    limits: &DialLimits,
-    count: usize,
-    now: DateTime<Utc>,
-) -> Result<(), StoreError> {
-    if limits.rate.is_none() {
-        return Ok(());
-    }
+async fn log_dials(tx: &mut Transaction<'_, Postgres>, count: usize, now: DateTime<Utc>) -> Result<(), StoreError> {
     sqlx::query("INSERT INTO dial_log (at) SELECT $1 FROM generate_series(1, $2)")
         .bind(now)
         .bind(i64::try_from(count).unwrap_or(i64::MAX))
@@ -69,7 +55,6 @@ async fn log_dials(
 impl PgStore {
     pub(super) async fn claim(
         &self,
-        due_by: DateTime<Utc>,
         terms: &LeaseTerms,
         limit: u32,
         limits: &DialLimits,
@@ -82,7 +67,7 @@ impl PgStore {
             return Ok(Claimed { calls: Vec::new(), held_back });
         }
         let sql = format!(
-            "WITH picked AS (SELECT id AS picked_id FROM calls WHERE status = 'scheduled' AND due_at <= $5 ORDER BY due_at \
+            "WITH picked AS (SELECT id AS picked_id FROM calls WHERE status = 'scheduled' AND due_at <= $1 ORDER BY due_at \
              LIMIT $2 FOR UPDATE SKIP LOCKED), \
              claimed AS (UPDATE calls SET status = 'dialing', attempt = calls.attempt + 1, lease_owner = $3, \
              lease_until = $1 + make_interval(secs => $4), dial_started_at = $1, updated_at = $1 FROM picked \
@@ -96,11 +81,10 @@ impl PgStore {
             .bind(i64::from(room))
             .bind(&terms.owner)
             .bind(secs(terms.ttl))
-            .bind(due_by)
             .fetch_all(&mut *tx)
             .await?;
         let calls = calls_from_rows(&rows)?;
-        log_dials(&mut tx, limits, calls.len(), usage.now).await?;
+        log_dials(&mut tx, calls.len(), usage.now).await?;
         let notes: Vec<String> = calls.iter().map(|call| self.note(Note::Changed(call.id))).collect();
         sqlx::query(&format!("SELECT pg_notify('{CHANNEL}', note) FROM unnest($1::text[]) AS note"))
             .bind(&notes)
@@ -127,16 +111,16 @@ impl PgStore {
         Ok(renewed.rows_affected() == 1)
     }
 
-    pub(super) async fn missed(&self, due_before: DateTime<Utc>) -> Result<Vec<CallId>, StoreError> {
+    pub(super) async fn missed(&self, grace: Duration) -> Result<Vec<CallId>, StoreError> {
         let rows = sqlx::query(
             "WITH missed AS (UPDATE calls SET status = 'missed', updated_at = now(), \
              last_error = 'fell due while the service was down' WHERE status = 'scheduled' \
-             AND due_at < $1 RETURNING id), \
+             AND due_at < now() - make_interval(secs => $1) RETURNING id), \
              history AS (INSERT INTO call_events (call_id, at, kind, detail) SELECT id, now(), 'missed', \
              'fell due while the service was down, beyond the grace period' FROM missed) \
              SELECT id FROM missed",
         )
-        .bind(due_before)
+        .bind(secs(grace))
         .fetch_all(&self.pool)
         .await?;
         let ids = rows
@@ -194,7 +178,7 @@ impl PgStore {
         let call = call_from_row(&row)?;
         let resend: bool = row.try_get("resend")?;
         if resend {
-            log_dials(&mut tx, limits, 1, usage.now).await?;
+            log_dials(&mut tx, 1, usage.now).await?;
         }
         tx.commit().await?;
         Ok(Some(if resend { TakenOver::Resend(call) } else { TakenOver::Abandon(call) }))

@@ -103,7 +103,7 @@ fn call_from_row(row: &PgRow) -> Result<Call, StoreError> {
     let status: String = row.try_get("status")?;
     Ok(Call {
         id: CallId::from(row.try_get::<uuid::Uuid, _>("id")?),
-        to: PhoneNumber::from_stored(to).ok_or_else(|| corrupt("phone number"))?,
+        to: PhoneNumber::parse(&to).map_err(|_| corrupt("phone number"))?,
         due_at: DueAt::from_stored(row.try_get("due_at")?),
         timezone: Timezone::parse(&zone).ok_or_else(|| corrupt("time zone"))?,
         status: status.parse().map_err(|_| corrupt("status"))?,
@@ -255,14 +255,8 @@ impl Store for PgStore {
     }
 
     #[tracing::instrument(skip(self, limits))]
-    async fn claim_due(
-        &self,
-        now: DateTime<Utc>,
-        terms: &LeaseTerms,
-        limit: u32,
-        limits: &DialLimits,
-    ) -> Result<Claimed, StoreError> {
-        self.claim(now, terms, limit, limits).await
+    async fn claim_due(&self, terms: &LeaseTerms, limit: u32, limits: &DialLimits) -> Result<Claimed, StoreError> {
+        self.claim(terms, limit, limits).await
     }
 
     #[tracing::instrument(skip(self, terms), fields(call_id = %id))]
@@ -271,8 +265,8 @@ impl Store for PgStore {
     }
 
     #[tracing::instrument(skip(self))]
-    async fn mark_missed(&self, due_before: DateTime<Utc>) -> Result<Vec<CallId>, StoreError> {
-        self.missed(due_before).await
+    async fn mark_missed(&self, grace: Duration) -> Result<Vec<CallId>, StoreError> {
+        self.missed(grace).await
     }
 
     async fn orphaned_dials(&self, owner: Option<&str>) -> Result<Vec<Call>, StoreError> {
@@ -323,10 +317,6 @@ impl Store for PgStore {
     #[tracing::instrument(skip(self, event), fields(event_id = %event.event_id))]
     async fn inbox_insert(&self, event: &InboxEvent) -> Result<bool, StoreError> {
         self.record_event(event).await
-    }
-
-    async fn inbox_insert_group(&self, events: &[InboxEvent]) -> Result<Vec<bool>, StoreError> {
-        self.record_events(events).await
     }
 
     async fn inbox_pending(&self, call_key: &str) -> Result<Vec<PendingEvent>, StoreError> {

@@ -21,12 +21,8 @@ fn earlier(at: DateTime<Utc>, span: Duration) -> DateTime<Utc> {
 }
 
 /// Forgets dials older than the rate window and counts what the limits are using, taking the
-/// writer lock as it does so. Without limits there is nothing to count, and the claim is one
-/// statement that needs no lock held before it.
+/// writer lock as it does so.
 async fn usage(tx: &mut Transaction<'_, Sqlite>, limits: &DialLimits, now: DateTime<Utc>) -> Result<Usage, StoreError> {
-    if *limits == DialLimits::unlimited() {
-        return Ok(Usage { now, dials_in_window: 0, oldest_dial: None, active: 0 });
-    }
     let window = limits.rate.map_or(Duration::ZERO, |(_, window)| window);
     let since = millis(earlier(now, window));
     sqlx::query("DELETE FROM dial_log WHERE at <= ?").bind(since).execute(&mut **tx).await?;
@@ -47,16 +43,7 @@ async fn usage(tx: &mut Transaction<'_, Sqlite>, limits: &DialLimits, now: DateT
     })
 }
 
-/// Logs `count` dials at `now`, when a dial rate is kept at all.
-async fn log_dials(
-    tx: &mut Transaction<'_, Sqlite>,
-    limits: &DialLimits,
-    count: usize,
-    now: DateTime<Utc>,
-) -> Result<(), StoreError> {
-    if limits.rate.is_none() {
-        return Ok(());
-    }
+async fn log_dials(tx: &mut Transaction<'_, Sqlite>, count: usize, now: DateTime<Utc>) -> Result<(), StoreError> {
     for _ in 0..count {
         sqlx::query("INSERT INTO dial_log (at) VALUES (?)").bind(millis(now)).execute(&mut **tx).await?;
     }
@@ -71,7 +58,6 @@ impl SqliteStore {
 
     pub(super) async fn claim(
         &self,
-        due_by: DateTime<Utc>,
         terms: &LeaseTerms,
         limit: u32,
         limits: &DialLimits,
@@ -94,7 +80,6 @@ impl SqliteStore {
             .bind(millis(later(now, terms.ttl)))
             .bind(millis(now))
             .bind(i64::from(room))
-            .bind(millis(due_by))
             .fetch_all(&mut *tx)
             .await?;
         let mut calls = calls_from_rows(&rows)?;
@@ -104,7 +89,7 @@ impl SqliteStore {
             let entry = HistoryEntry { kind: "dialing".into(), time: now, detail: Some(detail) };
             insert_history(&mut *tx, call.id, &entry).await?;
         }
-        log_dials(&mut tx, limits, calls.len(), now).await?;
+        log_dials(&mut tx, calls.len(), now).await?;
         tx.commit().await?;
         calls.iter().for_each(|call| self.changes.publish(call.id));
         // The limits only held calls back if they were the reason fewer were claimed.
@@ -133,7 +118,7 @@ impl SqliteStore {
              last_error = 'fell due while the service was down' WHERE status = 'scheduled' AND due_at < ? RETURNING id",
         )
         .bind(millis(now))
-        .bind(millis(due_before))
+        .bind(millis(earlier(now, grace)))
         .fetch_all(&mut *tx)
         .await?;
         let mut ids = Vec::with_capacity(rows.len());
@@ -194,7 +179,7 @@ impl SqliteStore {
         let call = super::call_from_row(&row)?;
         let resend: bool = sqlx::Row::try_get(&row, "resend")?;
         if resend {
-            log_dials(&mut tx, limits, 1, now).await?;
+            log_dials(&mut tx, 1, now).await?;
         }
         tx.commit().await?;
         Ok(Some(if resend { TakenOver::Resend(call) } else { TakenOver::Abandon(call) }))

@@ -9,7 +9,6 @@ use sqlx::sqlite::SqliteRow;
 
 use super::{Link, SqliteStore, from_millis, insert_call_row, insert_history, millis};
 use crate::calls::{CallId, DueAt, HistoryEntry, PhoneNumber, Timezone};
-use crate::clock;
 use crate::rules::{CatchUp, NewRule, Recurrence, Rule, RuleId, RuleStatus};
 use crate::store::{RuleStep, Stepped, StoreError};
 

@@ -19,19 +19,8 @@ CREATE TABLE calls (
     idempotency_key text UNIQUE,
     request_hash    text,
     created_at      timestamptz NOT NULL,
-    updated_at      timestamptz NOT NULL,
-    -- A call made for a rule's occurrence carries both; the pair is unique, so an occurrence rings
-    -- at most once whichever instance materialises it and however often. Retries carry the rule
-    -- but no occurrence.
-    rule_id         uuid,
-    occurrence_at   timestamptz,
-    -- A retry points at the first call of its chain and says which retry it is; the pair is unique.
-    retry_of        uuid,
-    retry           integer NOT NULL DEFAULT 0
+    updated_at      timestamptz NOT NULL
 );
-CREATE UNIQUE INDEX calls_rule_occurrence ON calls (rule_id, occurrence_at);
-CREATE INDEX calls_rule_waiting ON calls (rule_id, due_at) WHERE status = 'scheduled' AND occurrence_at IS NOT NULL;
-CREATE UNIQUE INDEX calls_retry ON calls (retry_of, retry);
 CREATE INDEX calls_scheduled_due ON calls (due_at) WHERE status = 'scheduled';
 CREATE INDEX calls_dialing_lease ON calls (lease_until) WHERE status = 'dialing';
 CREATE INDEX calls_in_progress ON calls (status) WHERE status IN ('dialing', 'ringing', 'answered', 'speaking');
@@ -73,18 +62,3 @@ CREATE TABLE dial_log (
     at  timestamptz NOT NULL
 );
 CREATE INDEX dial_log_at ON dial_log (at);
-
--- Recurring rules. Each occurrence becomes an ordinary call; `cursor_at` says up to which instant
--- the occurrences are dealt with and only moves by compare-and-set, so instances never race.
-CREATE TABLE schedules (
-    id         uuid PRIMARY KEY,
-    to_number  text NOT NULL,
-    timezone   text NOT NULL,
-    recurrence text NOT NULL, -- 'daily 10:00', 'weekly sun 10:00' or 'cron 0 10 * * SUN'
-    catch_up   text NOT NULL, -- 'skip' or 'once 60' (minutes)
-    status     text NOT NULL, -- 'active' or 'paused'
-    cursor_at  timestamptz NOT NULL,
-    note       text,
-    created_at timestamptz NOT NULL,
-    updated_at timestamptz NOT NULL
-);
