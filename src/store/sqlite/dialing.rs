@@ -21,8 +21,12 @@ fn earlier(at: DateTime<Utc>, span: Duration) -> DateTime<Utc> {
 }
 
 /// Forgets dials older than the rate window and counts what the limits are using, taking the
-/// writer lock as it does so.
+/// writer lock as it does so. Without limits there is nothing to count, and the claim is one
+/// statement that needs no lock held before it.
 async fn usage(tx: &mut Transaction<'_, Sqlite>, limits: &DialLimits, now: DateTime<Utc>) -> Result<Usage, StoreError> {
+    if *limits == DialLimits::unlimited() {
+        return Ok(Usage { now, dials_in_window: 0, oldest_dial: None, active: 0 });
+    }
     let window = limits.rate.map_or(Duration::ZERO, |(_, window)| window);
     let since = millis(earlier(now, window));
     sqlx::query("DELETE FROM dial_log WHERE at <= ?").bind(since).execute(&mut **tx).await?;
@@ -43,7 +47,16 @@ async fn usage(tx: &mut Transaction<'_, Sqlite>, limits: &DialLimits, now: DateT
     })
 }
 
-async fn log_dials(tx: &mut Transaction<'_, Sqlite>, count: usize, now: DateTime<Utc>) -> Result<(), StoreError> {
+/// Logs `count` dials at `now`, when a dial rate is kept at all.
+async fn log_dials(
+    tx: &mut Transaction<'_, Sqlite>,
+    limits: &DialLimits,
+    count: usize,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    if limits.rate.is_none() {
+        return Ok(());
+    }
     for _ in 0..count {
         sqlx::query("INSERT INTO dial_log (at) VALUES (?)").bind(millis(now)).execute(&mut **tx).await?;
     }
@@ -89,7 +102,7 @@ impl SqliteStore {
             let entry = HistoryEntry { kind: "dialing".into(), time: now, detail: Some(detail) };
             insert_history(&mut *tx, call.id, &entry).await?;
         }
-        log_dials(&mut tx, calls.len(), now).await?;
+        log_dials(&mut tx, limits, calls.len(), now).await?;
         tx.commit().await?;
         calls.iter().for_each(|call| self.changes.publish(call.id));
         // The limits only held calls back if they were the reason fewer were claimed.
@@ -179,7 +192,7 @@ impl SqliteStore {
         let call = super::call_from_row(&row)?;
         let resend: bool = sqlx::Row::try_get(&row, "resend")?;
         if resend {
-            log_dials(&mut tx, 1, now).await?;
+            log_dials(&mut tx, limits, 1, now).await?;
         }
         tx.commit().await?;
         Ok(Some(if resend { TakenOver::Resend(call) } else { TakenOver::Abandon(call) }))

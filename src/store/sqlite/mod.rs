@@ -296,9 +296,10 @@ impl Store for SqliteStore {
 
     #[tracing::instrument(skip(self))]
     async fn list_calls(&self, query: &ListQuery) -> Result<Vec<Call>, StoreError> {
+        // The file keeps milliseconds: calls created within one are ordered by insertion (rowid).
         let sql = format!(
             "SELECT {CALL_COLUMNS} FROM calls WHERE (?1 IS NULL OR status = ?1) \
-             ORDER BY created_at DESC, id LIMIT ?2 OFFSET ?3"
+             ORDER BY created_at DESC, rowid DESC LIMIT ?2 OFFSET ?3"
         );
         let rows = sqlx::query(&sql)
             .bind(query.status.map(CallStatus::as_str))
