@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use crate::calls::PhoneNumber;
 use crate::calls::hours::{CallingHours, QuietAction};
+use crate::calls::limits::Limits;
 use crate::calls::machine::MachinePolicy;
 use crate::calls::retry::RetryPolicy;
 
@@ -164,7 +165,7 @@ pub struct Config {
     pub api_token: Option<Secret>,
     /// Where calls may go.
     pub allowed_countries: Countries,
-    /// How many calls may be scheduled per number and in all.
+    /// How many calls may ring near one another, per number and in all.
     pub limits: Limits,
     /// For tests of clock skew only: how far this instance's own clock is set off, in seconds.
     pub clock_offset_secs: i64,
@@ -195,19 +196,6 @@ impl Countries {
             Self::Only(list) => region.is_some_and(|r| list.iter().any(|allowed| allowed == r)),
         }
     }
-}
-
-/// Scheduling limits, counted over the calls created in the last hour and day; 0 turns one off.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Limits {
-    /// Calls one number may be sent per hour.
-    pub per_number_hour: u64,
-    /// Calls one number may be sent per day.
-    pub per_number_day: u64,
-    /// Calls in all per hour.
-    pub global_hour: u64,
-    /// Calls in all per day.
-    pub global_day: u64,
 }
 
 type Values = BTreeMap<&'static str, String>;

@@ -99,7 +99,7 @@ impl Application {
     /// they know the public URL before the service starts).
     pub async fn build_on(config: Config, listener: TcpListener) -> Result<Self, StartError> {
         let addr = listener.local_addr().map_err(|source| StartError::Bind { addr: config.bind, source })?;
-        let store = store::open(&config.database_url)
+        let store = store::open(&config.database_url, config.limits)
             .await
             .map_err(|source| StartError::Store { url: store::redact_url(&config.database_url), source })?;
         let public_url = match &config.public_url {

@@ -82,7 +82,7 @@ async fn serve(config: Result<Config, dialajoke::config::ConfigError>) -> Result
 
 async fn migrate(file: Option<&std::path::Path>) -> Result<(), String> {
     let url = Config::database_url(file, |name| std::env::var(name).ok()).map_err(|e| e.to_string())?;
-    dialajoke::store::open(&url).await.map_err(|e| e.to_string())?;
+    dialajoke::store::open(&url, dialajoke::calls::limits::Limits::NONE).await.map_err(|e| e.to_string())?;
     println!("database ready");
     Ok(())
 }

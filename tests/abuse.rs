@@ -136,7 +136,8 @@ async fn a_number_is_not_called_more_often_than_its_hourly_limit() {
 
     let third = app.post_call(&json!({"to": US, "at": at_in(LATER)})).await;
 
-    assert_eq!(third.headers()["retry-after"], "3600");
+    // Asking again later changes nothing (the calls still ring then): no Retry-After.
+    assert!(third.headers().get("retry-after").is_none());
     let refused = problem(third, 429).await;
     assert!(refused["detail"].as_str().expect("detail").contains("to this number"));
     assert_eq!(app.count_rows("calls").await, 2);
@@ -154,4 +155,73 @@ async fn the_whole_service_stops_scheduling_at_its_daily_limit() {
 
     assert!(refused["detail"].as_str().expect("detail").contains("in all"));
     assert_eq!(app.count_rows("calls").await, 3);
+}
+
+/// A daily rule to `to` at `time` UTC.
+fn daily_rule(to: &str, time: &str) -> Value {
+    json!({"to": to, "timezone": "UTC", "repeat": "daily", "time": time})
+}
+
+/// A UTC wall-clock time a few hours from now, so a rule's first call is today or tomorrow.
+fn hours_from_now(hours: i64) -> String {
+    (chrono::Utc::now() + chrono::Duration::hours(hours)).format("%H:%M").to_string()
+}
+
+#[tokio::test]
+async fn rules_ringing_one_number_at_one_time_are_refused_beyond_its_hourly_limit() {
+    let app = spawn_app_with(with_env(&[("DIALAJOKE_LIMIT_PER_NUMBER_HOUR", "2")])).await;
+    let time = hours_from_now(3);
+    for _ in 0..2 {
+        assert_eq!(app.post_schedule(&daily_rule(US, &time)).await.status(), 201);
+    }
+
+    let third = problem(app.post_schedule(&daily_rule(US, &time)).await, 429).await;
+
+    assert!(third["detail"].as_str().expect("detail").contains("2 calls to this number already ring within an hour"));
+    assert_eq!(app.count_rows("schedules").await, 2, "the refused rule is not kept");
+    assert_eq!(app.count_rows("calls").await, 2);
+    assert_eq!(app.post_schedule(&daily_rule(IRISH, &time)).await.status(), 201);
+}
+
+#[tokio::test]
+async fn a_one_off_call_is_refused_near_the_calls_of_rules_that_fill_the_hour() {
+    let app = spawn_app_with(with_env(&[("DIALAJOKE_LIMIT_PER_NUMBER_HOUR", "1")])).await;
+    let rule: Value = app.post_schedule(&daily_rule(US, &hours_from_now(3))).await.json().await.expect("rule");
+    let first_call = &rule["next_call"]["due_at"];
+    let due =
+        chrono::DateTime::parse_from_rfc3339(first_call.as_str().expect("the rule's first call")).expect("an instant");
+
+    let near = (due + chrono::Duration::minutes(20)).to_rfc3339();
+    let refused = problem(app.post_call(&json!({"to": US, "at": near})).await, 429).await;
+
+    assert!(refused["detail"].as_str().expect("detail").contains("to this number"));
+    let far = (due + chrono::Duration::minutes(90)).to_rfc3339();
+    assert_eq!(app.post_call(&json!({"to": US, "at": far})).await.status(), 201);
+}
+
+#[tokio::test]
+async fn fifty_requests_at_once_to_one_number_store_exactly_its_limit() {
+    let app = spawn_app_with(with_env(&[("DIALAJOKE_LIMIT_PER_NUMBER_HOUR", "10")])).await;
+    let body = json!({"to": US, "at": at_in(LATER)});
+
+    let answers = futures_util::future::join_all((0..50).map(|_| app.post_call(&body))).await;
+
+    let statuses: Vec<u16> = answers.iter().map(|answer| answer.status().as_u16()).collect();
+    assert_eq!(statuses.iter().filter(|s| **s == 201).count(), 10, "{statuses:?}");
+    assert_eq!(statuses.iter().filter(|s| **s == 429).count(), 40, "{statuses:?}");
+    assert_eq!(app.count_rows("calls").await, 10);
+}
+
+#[tokio::test]
+async fn a_flood_of_calls_to_many_numbers_stops_exactly_at_the_global_limit() {
+    let app = spawn_app_with(with_env(&[("DIALAJOKE_LIMIT_GLOBAL_HOUR", "20")])).await;
+    let at = at_in(LATER);
+    let bodies: Vec<Value> = (0..60).map(|n| json!({"to": format!("+1 202 555 {:04}", 100 + n), "at": at})).collect();
+
+    let answers = futures_util::future::join_all(bodies.iter().map(|body| app.post_call(body))).await;
+
+    let created = answers.iter().filter(|answer| answer.status() == 201).count();
+    let refused = answers.iter().filter(|answer| answer.status() == 429).count();
+    assert_eq!((created, refused), (20, 40));
+    assert_eq!(app.count_rows("calls").await, 20);
 }

@@ -5,7 +5,8 @@
 mod common;
 
 use chrono::{DateTime, Duration, NaiveTime, Utc};
-use common::scheduler::{Scheduler, queue_settings, scheduler};
+use common::scheduler::{Scheduler, limited_scheduler, queue_settings, scheduler};
+use dialajoke::calls::limits::Limits;
 use dialajoke::calls::{Call, CallId, CallStatus, HistoryEntry, PhoneNumber, Timezone};
 use dialajoke::rules::{CatchUp, NewRule, Recurrence, RuleId};
 use dialajoke::scheduler::StepOutcome;
@@ -202,4 +203,46 @@ async fn two_instances_sharing_a_database_make_each_occurrence_once() {
         occurrences.dedup();
         assert_eq!((calls.len(), occurrences.len()), (3, 3), "{calls:#?}");
     }
+}
+
+#[tokio::test]
+async fn a_clock_with_milliseconds_makes_one_call_per_occurrence_over_many_passes() {
+    let f = scheduler(queue_settings(100, DialLimits::unlimited())).await;
+    let rule = add_rule(&f, daily(10, 0), "Europe/Dublin", CatchUp::DEFAULT, "2026-01-15T09:59:30.123Z").await;
+    f.materialiser.pass(at("2026-01-15T09:59:30.123Z")).await.expect("pass");
+    let first = waiting(&f, rule).await;
+    ring(&f, first.id).await;
+
+    // Housekeeping passes every few seconds after the call has left `scheduled`, each at an
+    // instant with its own sub-second part, all within the occurrence's minute and grace period.
+    for millis in [250, 4_321, 9_876, 15_001, 30_999, 59_500, 120_777, 299_004] {
+        f.materialiser.pass(at("2026-01-15T10:00:00Z") + Duration::milliseconds(millis)).await.expect("pass");
+    }
+
+    let calls = rule_calls(&f, rule).await;
+    let mut occurrences: Vec<_> = calls.iter().filter_map(|call| call.occurrence_at).collect();
+    occurrences.sort();
+    assert_eq!(occurrences, [at("2026-01-15T10:00:00Z"), at("2026-01-16T10:00:00Z")], "{calls:#?}");
+}
+
+#[tokio::test]
+async fn an_occurrence_that_would_break_a_limit_is_skipped_with_the_reason_and_the_next_one_made() {
+    let limits = Limits { per_number_hour: 1, ..Limits::NONE };
+    let f = limited_scheduler(queue_settings(100, DialLimits::unlimited()), limits).await;
+    f.clock.set(at("2026-01-14T12:00:00Z"));
+    f.add_call("+353 1 555 0100", "Europe/Dublin", at("2026-01-15T10:20:00Z")).await;
+    let rule = add_rule(&f, daily(10, 0), "Europe/Dublin", CatchUp::DEFAULT, "2026-01-14T12:00:00Z").await;
+
+    f.materialiser.pass(at("2026-01-14T12:00:00Z")).await.expect("pass");
+    f.materialiser.pass(at("2026-01-14T12:00:15Z")).await.expect("the next housekeeping pass");
+
+    let stored = f.store.get_rule(rule).await.expect("read").expect("rule");
+    let note = stored.note.expect("the rule says why");
+    assert!(
+        note.contains("skipped the call due at Thu 15 Jan 10:00 GMT: 1 call to this number already rings"),
+        "{note}"
+    );
+    let next = waiting(&f, rule).await;
+    assert_eq!(next.occurrence_at, Some(at("2026-01-16T10:00:00Z")), "the next occurrence is made");
+    assert_eq!(rule_calls(&f, rule).await.len(), 1);
 }

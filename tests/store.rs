@@ -7,14 +7,16 @@
 mod common;
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use common::backends::{Backend, TestStore, eventually, on_both_backends};
-use dialajoke::calls::{CallId, CallStatus, HistoryEntry, PhoneNumber};
+use dialajoke::calls::limits::{Limits, Scope, Window};
+use dialajoke::calls::{CallId, CallStatus, DueAt, HistoryEntry, PhoneNumber, Schedule, Timezone};
 use dialajoke::store::{
-    CallPatch, Claimed, DialLimits, HeldBack, InboxEvent, LeaseTerms, ListQuery, QueueNotice, Store, TakenOver,
-    Takeover,
+    CallPatch, Claimed, DialLimits, HeldBack, InboxEvent, Inserted, LeaseTerms, ListQuery, NewCall, QueueNotice, Store,
+    StoreError, TakenOver, Takeover,
 };
 
 fn terms(owner: &str, ttl: Duration) -> LeaseTerms {
@@ -90,7 +92,9 @@ on_both_backends!(
     an_event_is_recorded_once_and_pending_events_come_in_arrival_order,
     a_calls_events_lock_is_held_by_one_holder_at_a_time,
     listings_filter_by_status_and_count_the_calls_that_ended,
-    scheduling_counts_are_per_number_and_in_all,
+    calls_ringing_within_an_hour_of_one_another_keep_to_the_limits_per_number_and_in_all,
+    calls_that_never_ring_do_not_count_against_the_limits,
+    writers_racing_on_two_instances_never_overshoot_a_limit,
 );
 
 async fn a_stored_call_reads_back_with_its_first_history_entry(t: TestStore) {
@@ -341,17 +345,77 @@ async fn listings_filter_by_status_and_count_the_calls_that_ended(t: TestStore) 
     assert_eq!(counts.iter().map(|c| (c.status, c.count)).collect::<Vec<_>>(), [(CallStatus::Cancelled, 1)]);
 }
 
-async fn scheduling_counts_are_per_number_and_in_all(t: TestStore) {
-    for _ in 0..2 {
-        t.add_call(t.now().await + secs(600)).await;
-    }
-    let (hour, day) = (Duration::from_secs(3600), Duration::from_secs(86_400));
-    let number = PhoneNumber::parse("+353 1 234 5678").expect("valid");
-    let elsewhere = PhoneNumber::parse("+353 1 555 0100").expect("valid");
+/// Stores a call to `to` due at `due`, as the calls service would.
+async fn try_add(store: &dyn Store, to: &str, due: DateTime<Utc>) -> Result<Inserted, StoreError> {
+    let schedule = Schedule {
+        to: PhoneNumber::parse(to).expect("valid"),
+        due_at: DueAt::from_stored(due),
+        timezone: Timezone::parse("UTC").expect("zone"),
+        note: None,
+    };
+    store.insert_call(&NewCall { id: CallId::new(), schedule, idempotency: None }).await
+}
 
-    assert_eq!(t.store.count_scheduled(Some(&number), hour, day).await.expect("count"), (2, 2));
-    assert_eq!(t.store.count_scheduled(Some(&elsewhere), hour, day).await.expect("count"), (0, 0));
-    assert_eq!(t.store.count_scheduled(None, hour, day).await.expect("count"), (2, 2));
+fn refused_by(result: Result<Inserted, StoreError>) -> (Scope, Window, u64) {
+    match result {
+        Err(StoreError::LimitReached(hit)) => (hit.bound.scope, hit.bound.window, hit.bound.limit),
+        other => panic!("expected a limit to refuse the call, got {other:?}"),
+    }
+}
+
+const ONE: &str = "+353 1 234 5678";
+const OTHER: &str = "+353 1 555 0100";
+
+async fn calls_ringing_within_an_hour_of_one_another_keep_to_the_limits_per_number_and_in_all(t: TestStore) {
+    let t = t.with_limits(Limits { per_number_hour: 2, global_hour: 3, ..Limits::NONE }).await;
+    let at = t.now().await + secs(3600);
+    for _ in 0..2 {
+        assert!(matches!(try_add(t.store.as_ref(), ONE, at).await, Ok(Inserted::Created(_))));
+    }
+
+    let half_an_hour_later = refused_by(try_add(t.store.as_ref(), ONE, at + secs(1800)).await);
+    let just_over_an_hour_later = try_add(t.store.as_ref(), ONE, at + secs(3601)).await;
+    let another_number = try_add(t.store.as_ref(), OTHER, at).await;
+    let in_all = refused_by(try_add(t.store.as_ref(), OTHER, at + secs(600)).await);
+
+    assert_eq!(half_an_hour_later, (Scope::Number, Window::Hour, 2));
+    assert!(matches!(just_over_an_hour_later, Ok(Inserted::Created(_))), "{just_over_an_hour_later:?}");
+    assert!(matches!(another_number, Ok(Inserted::Created(_))), "{another_number:?}");
+    assert_eq!(in_all, (Scope::All, Window::Hour, 3));
+    let listed = t.store.list_calls(&ListQuery { status: None, limit: 100, offset: 0 }).await.expect("list");
+    assert_eq!(listed.len(), 4, "refused calls are not stored");
+}
+
+async fn calls_that_never_ring_do_not_count_against_the_limits(t: TestStore) {
+    let t = t.with_limits(Limits { per_number_day: 1, ..Limits::NONE }).await;
+    let at = t.now().await + secs(3600);
+    let Ok(Inserted::Created(first)) = try_add(t.store.as_ref(), ONE, at).await else { panic!("first call stored") };
+    refused_by(try_add(t.store.as_ref(), ONE, at + secs(7200)).await);
+
+    assert!(move_call(t.store.as_ref(), first.id, CallStatus::Scheduled, CallStatus::Cancelled).await);
+
+    assert!(matches!(try_add(t.store.as_ref(), ONE, at + secs(7200)).await, Ok(Inserted::Created(_))));
+}
+
+async fn writers_racing_on_two_instances_never_overshoot_a_limit(t: TestStore) {
+    let t = t.with_limits(Limits { per_number_hour: 5, global_day: 8, ..Limits::NONE }).await;
+    let other = t.another_instance().await;
+    let at = t.now().await + secs(3600);
+
+    let attempts = (0..24).map(|i| {
+        let store = if i % 2 == 0 { Arc::clone(&t.store) } else { Arc::clone(&other) };
+        let to = if i % 3 == 0 { OTHER } else { ONE };
+        tokio::spawn(async move { try_add(store.as_ref(), to, at).await })
+    });
+    let results = futures_util::future::join_all(attempts).await;
+
+    let stored = results.iter().filter(|r| matches!(r.as_ref().expect("joined"), Ok(Inserted::Created(_)))).count();
+    let refused =
+        results.iter().filter(|r| matches!(r.as_ref().expect("joined"), Err(StoreError::LimitReached(_)))).count();
+    assert_eq!((stored, refused), (8, 16), "{results:?}");
+    let listed = t.store.list_calls(&ListQuery { status: None, limit: 100, offset: 0 }).await.expect("list");
+    let to_one = listed.iter().filter(|call| call.to.as_str() == "+35312345678").count();
+    assert!((3..=5).contains(&to_one), "at most 5 to one number, the rest of the 8 to the other: {to_one}");
 }
 
 /// What instances sharing one PostgreSQL database see of each other.

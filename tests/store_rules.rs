@@ -8,9 +8,10 @@ mod common;
 
 use chrono::{DateTime, NaiveTime, Utc};
 use common::backends::{TestStore, on_both_backends};
+use dialajoke::calls::limits::Limits;
 use dialajoke::calls::{Call, CallId, CallStatus, DueAt, HistoryEntry, PhoneNumber, Schedule, Timezone};
-use dialajoke::rules::{CatchUp, NewRule, Recurrence, Rule, RuleId, RuleStatus};
-use dialajoke::store::{CallPatch, InboxEvent, ListQuery, NewCall, RuleStep, Stepped, Store};
+use dialajoke::rules::{CatchUp, NewRule, Occurrence, Recurrence, Rule, RuleId, RuleStatus};
+use dialajoke::store::{CallPatch, InboxEvent, ListQuery, NewCall, RuleStep, Stepped, Store, StoreError};
 
 fn at(text: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(text).expect("valid instant").with_timezone(&Utc)
@@ -41,7 +42,7 @@ fn step_to(rule: &Rule, from: DateTime<Utc>, occurrence: DateTime<Utc>) -> RuleS
         cursor_from: from,
         cursor_to: occurrence,
         note: None,
-        occurrence: Some((call_for(rule, occurrence), occurrence)),
+        occurrence: Some((call_for(rule, occurrence), Occurrence::at(occurrence))),
     }
 }
 
@@ -69,6 +70,7 @@ on_both_backends!(
     the_materialiser_is_given_active_rules_with_no_call_waiting_or_a_late_one,
     due_calls_are_the_scheduled_ones_due_by_then_earliest_first,
     a_group_of_events_is_recorded_in_one_go_each_once,
+    a_rule_step_a_retry_or_a_move_that_would_break_a_limit_changes_nothing,
 );
 
 async fn a_rule_reads_back_as_stored_with_its_waiting_call(t: TestStore) {
@@ -271,4 +273,30 @@ async fn a_group_of_events_is_recorded_in_one_go_each_once(t: TestStore) {
     let bodies: Vec<Vec<u8>> =
         store.inbox_pending("call-1").await.expect("pending").into_iter().map(|event| event.body).collect();
     assert_eq!(bodies, vec![b"e-0".to_vec(), b"e-1".to_vec(), b"e-2".to_vec()]);
+}
+
+async fn a_rule_step_a_retry_or_a_move_that_would_break_a_limit_changes_nothing(t: TestStore) {
+    let t = t.with_limits(Limits { per_number_hour: 1, ..Limits::NONE }).await;
+    let store = t.store.as_ref();
+    let rule = add_rule(store, "2026-01-14T12:00:00Z").await;
+    let occurrence = at("2026-01-15T10:00:00Z");
+    let elsewhere = call_for(&rule, occurrence + chrono::Duration::hours(3));
+    store.insert_call(&call_for(&rule, occurrence + chrono::Duration::minutes(30))).await.expect("a call near it");
+    store.insert_call(&elsewhere).await.expect("a call hours away");
+
+    let step = store.step_rule(&step_to(&rule, rule.cursor, occurrence)).await;
+    let retry = call_for(&rule, occurrence + chrono::Duration::minutes(20));
+    let retried = store.insert_retry(&retry, elsewhere.id, 1, Some(rule.id)).await;
+    let read = read_call(store, elsewhere.id).await.due_at;
+    let moved =
+        store.reschedule(elsewhere.id, read, DueAt::planned(occurrence), &HistoryEntry::now("deferred", None)).await;
+
+    for (what, result) in [("step", step.map(|_| ())), ("retry", retried.map(|_| ())), ("move", moved.map(|_| ()))] {
+        assert!(matches!(result, Err(StoreError::LimitReached(_))), "{what}: {result:?}");
+    }
+    assert_eq!(read_rule(store, rule.id).await.cursor, rule.cursor, "the cursor stays");
+    assert!(store.get_call(retry.id).await.expect("read").is_none());
+    assert_eq!(read_call(store, elsewhere.id).await.due_at, read, "the call stays where it was");
+    let all = store.list_calls(&ListQuery { status: None, limit: 10, offset: 0 }).await.expect("list");
+    assert_eq!(all.len(), 2, "only the two calls stored first");
 }

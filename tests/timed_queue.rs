@@ -11,8 +11,9 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use common::backends::{TestStore, on_both_backends};
-use common::scheduler::{Recorder, Scheduler, queue_settings as settings, scheduler};
+use common::scheduler::{Recorder, Scheduler, limited_scheduler, queue_settings as settings, scheduler};
 use dialajoke::calls::hours::QuietAction;
+use dialajoke::calls::limits::Limits;
 use dialajoke::calls::{CallId, CallStatus, DueAt};
 use dialajoke::scheduler::{QueueSettings, StepOutcome, TimedQueue};
 use dialajoke::store::DialLimits;
@@ -231,4 +232,22 @@ async fn a_call_held_up_by_an_outage_until_night_is_checked_against_the_callees_
 
 async fn add_at(f: &Scheduler, due: DateTime<Utc>) -> CallId {
     f.add_call("+353 1 234 5678", "UTC", due).await
+}
+
+#[tokio::test]
+async fn a_call_deferred_into_a_morning_already_full_for_its_number_ends_missed_with_the_reason() {
+    let limits = Limits { per_number_hour: 1, ..Limits::NONE };
+    let f = limited_scheduler(with_calling_hours(QuietAction::Defer), limits).await;
+    f.clock.set(at("2026-01-14T12:00:00Z"));
+    let morning = add_at(&f, at("2026-01-15T08:10:00Z")).await;
+    let night = add_at(&f, at("2026-01-15T03:00:00Z")).await;
+
+    let outcome = f.step(at("2026-01-15T03:00:01Z")).await.expect("step");
+
+    assert_eq!(outcome, StepOutcome::Dispatched(vec![]));
+    let missed = f.call(night).await;
+    assert_eq!(missed.status, CallStatus::Missed);
+    let reason = missed.last_error.expect("the reason");
+    assert!(reason.contains("not moved out of quiet hours: 1 call to this number already rings"), "{reason}");
+    assert_eq!(f.call(morning).await.status, CallStatus::Scheduled);
 }

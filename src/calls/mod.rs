@@ -5,6 +5,7 @@ pub mod country_zones;
 pub mod flow;
 pub mod hours;
 pub mod inbox;
+pub mod limits;
 pub mod local_time;
 pub mod machine;
 pub mod outcomes;

@@ -1,14 +1,13 @@
 //! What scheduling allows, for one-off calls and recurring rules alike: how far ahead, which
-//! destination countries, how many calls per number and in all, and the callee's calling hours.
-//! An endpoint that places calls is a toll-fraud magnet, so a rule goes through the same checks
-//! as the calls it will make.
-
-use std::time::Duration;
+//! destination countries, how many calls may ring near one another (kept by the store on every
+//! write, see [`super::limits`]), and the callee's calling hours. An endpoint that places calls is
+//! a toll-fraud magnet, so a rule goes through the same checks as the calls it will make.
 
 use super::PhoneNumber;
 use super::hours::CallingHours;
-use crate::config::{Countries, Limits};
-use crate::store::{Store, StoreError};
+use super::limits::{LimitHit, Limits};
+use crate::config::Countries;
+use crate::store::StoreError;
 
 /// What scheduling allows.
 #[derive(Debug, Clone)]
@@ -17,7 +16,7 @@ pub struct Policy {
     pub horizon: chrono::Duration,
     /// Where calls may go.
     pub countries: Countries,
-    /// How many calls may be scheduled.
+    /// How many calls may ring near one another.
     pub limits: Limits,
     /// When callees may be rung.
     pub hours: CallingHours,
@@ -34,21 +33,12 @@ pub enum PolicyError {
         /// The allowed regions, in words.
         allowed: String,
     },
-    /// A scheduling limit was reached.
-    #[error("too many calls scheduled {scope} in the last {window}: the limit is {limit}")]
-    RateLimited {
-        /// "to this number" or "in all".
-        scope: &'static str,
-        /// "hour" or "day".
-        window: &'static str,
-        /// The limit.
-        limit: u64,
-        /// The window's length in seconds (when a retry may succeed at the latest).
-        window_secs: u64,
-    },
-    /// The store failed while counting.
+    /// As many calls as a limit allows already ring near the requested time.
     #[error(transparent)]
-    Store(#[from] StoreError),
+    LimitReached(LimitHit),
+    /// The store failed.
+    #[error(transparent)]
+    Store(StoreError),
 }
 
 impl Policy {
@@ -64,27 +54,14 @@ impl Policy {
         };
         Err(PolicyError::CountryNotAllowed { region, allowed })
     }
+}
 
-    /// Refuses when the calls scheduled in the last hour or day reached a limit: those to `to`
-    /// (when given) and those in all, by the store's clock.
-    pub async fn check_limits(&self, store: &dyn Store, to: Option<&PhoneNumber>) -> Result<(), PolicyError> {
-        let (hour, day) = (Duration::from_secs(3600), Duration::from_secs(86_400));
-        let limits = self.limits;
-        let number_checks =
-            to.map(|number| (Some(number), "to this number", limits.per_number_hour, limits.per_number_day));
-        let checks = number_checks.into_iter().chain([(None, "in all", limits.global_hour, limits.global_day)]);
-        for (number, scope, per_hour, per_day) in checks {
-            if per_hour == 0 && per_day == 0 {
-                continue;
-            }
-            let (in_hour, in_day) = store.count_scheduled(number, hour, day).await?;
-            if per_hour > 0 && in_hour >= per_hour {
-                return Err(PolicyError::RateLimited { scope, window: "hour", limit: per_hour, window_secs: 3600 });
-            }
-            if per_day > 0 && in_day >= per_day {
-                return Err(PolicyError::RateLimited { scope, window: "day", limit: per_day, window_secs: 86_400 });
-            }
+impl From<StoreError> for PolicyError {
+    /// A write the store refused for a limit is this policy's refusal; anything else is the store's failure.
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::LimitReached(hit) => Self::LimitReached(hit),
+            other => Self::Store(other),
         }
-        Ok(())
     }
 }

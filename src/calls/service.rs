@@ -29,7 +29,17 @@ pub enum ScheduleError {
     Refused(#[from] PolicyError),
     /// The store failed.
     #[error(transparent)]
-    Store(#[from] StoreError),
+    Store(StoreError),
+}
+
+impl From<StoreError> for ScheduleError {
+    /// The store refusing the call for a limit is a policy refusal, not a failure.
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::LimitReached(hit) => Self::Refused(PolicyError::LimitReached(hit)),
+            other => Self::Store(other),
+        }
+    }
 }
 
 /// Why a call could not be cancelled.
@@ -83,7 +93,7 @@ impl CallService {
         // instance accepts the same instants whatever its own clock says.
         let rules = ScheduleRules { now: self.store.now().await?, horizon: self.policy.horizon };
         let schedule = Schedule::parse(input, rules).map_err(ScheduleError::Invalid)?;
-        self.check_policy(input, &schedule).await?;
+        self.check_policy(input, &schedule)?;
         let new =
             NewCall { id: CallId::new(), schedule, idempotency: key.map(|k| (k.to_owned(), fingerprint.clone())) };
         match self.store.insert_call(&new).await? {
@@ -95,9 +105,10 @@ impl CallService {
         }
     }
 
-    /// Refuses destinations outside the allowed countries, numbers or totals over the limits, and
-    /// moments in the callee's quiet hours (named against the field that set the moment).
-    async fn check_policy(&self, input: &ScheduleInput, schedule: &Schedule) -> Result<(), ScheduleError> {
+    /// Refuses destinations outside the allowed countries and moments in the callee's quiet hours
+    /// (named against the field that set the moment). The limits on calls ringing near one
+    /// another are kept by the store as it stores the call.
+    fn check_policy(&self, input: &ScheduleInput, schedule: &Schedule) -> Result<(), ScheduleError> {
         self.policy.check_country(&schedule.to)?;
         let zone = callee_zone(schedule.timezone, &schedule.to);
         if let Some(allowed) = self.policy.hours.next_allowed(schedule.due_at.instant(), zone) {
@@ -107,7 +118,6 @@ impl CallService {
                 quiet_hours_message(&self.policy.hours, schedule.due_at.instant(), allowed, zone),
             )));
         }
-        self.policy.check_limits(self.store.as_ref(), Some(&schedule.to)).await?;
         Ok(())
     }
 

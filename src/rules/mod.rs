@@ -17,7 +17,7 @@ use uuid::Uuid;
 
 use crate::calls::{CallId, DueAt, PhoneNumber, Timezone};
 
-pub use recurrence::{Kind, Recurrence};
+pub use recurrence::{Kind, Occurrence, Recurrence};
 
 /// Our id for a rule (a random UUID).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]

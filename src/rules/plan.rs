@@ -11,9 +11,10 @@
 use chrono::{DateTime, Duration, Utc};
 use chrono_tz::Tz;
 
-use super::{CatchUp, Rule};
+use super::{CatchUp, Occurrence, Rule};
 use crate::calls::CallId;
 use crate::calls::hours::{CallingHours, QuietAction, callee_zone};
+use crate::calls::limits::LimitHit;
 
 /// What planning needs to know besides the rule.
 #[derive(Debug, Clone, Copy)]
@@ -48,7 +49,7 @@ pub enum WaitingAction {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NextCall {
     /// The occurrence it stands for (its key, with the rule).
-    pub occurrence: DateTime<Utc>,
+    pub occurrence: Occurrence,
     /// When it is due: the occurrence, now for a made-up one, or the start of calling hours.
     pub due: DateTime<Utc>,
     /// Why it is not due at its occurrence, in words.
@@ -72,39 +73,45 @@ pub struct Plan {
 pub fn plan(rule: &Rule, waiting: Option<Waiting>, now: DateTime<Utc>, settings: PlanSettings) -> Plan {
     let zone = rule.timezone.tz();
     let missed_before = now - settings.grace;
-    let latest = rule.recurrence.latest_until(now, zone).filter(|at| *at > rule.cursor);
+    let latest = rule.recurrence.latest_until(now, zone).filter(|at| at.instant() > rule.cursor);
     let missed = match waiting {
         Some(call) if call.due >= missed_before => return Plan::default(),
         Some(call) if latest.is_none() => return plan_waiting_only(rule, call, now, settings),
         Some(call) => Some(call.due),
-        None => rule.recurrence.next_after(rule.cursor, zone).filter(|first| *first < missed_before),
+        None => rule
+            .recurrence
+            .next_after(rule.cursor, zone)
+            .map(Occurrence::instant)
+            .filter(|first| *first < missed_before),
     };
     let mut plan = Plan::default();
     let chosen = match (missed, latest) {
-        (_, Some(current)) if current >= missed_before => Some((current, current)),
-        (None, _) => rule.recurrence.next_after(rule.cursor, zone).map(|first| (first, first)),
+        (_, Some(current)) if current.instant() >= missed_before => Some((current, current.instant())),
+        (None, _) => rule.recurrence.next_after(rule.cursor, zone).map(|first| (first, first.instant())),
         (Some(first_missed), _) => {
-            let last_missed = latest.unwrap_or(first_missed);
-            let made_up = may_make_up(rule, last_missed, now, settings);
+            // Without a waiting call the first missed time is itself an occurrence.
+            let last_missed = latest.unwrap_or(Occurrence::at(first_missed));
+            let made_up = may_make_up(rule, last_missed.instant(), now, settings);
             let last_skipped = if made_up { previous(rule, last_missed) } else { Some(last_missed) };
-            plan.note =
-                last_skipped.filter(|last| *last >= first_missed).map(|last| skipped_note(first_missed, last, zone));
+            plan.note = last_skipped
+                .filter(|last| last.instant() >= first_missed)
+                .map(|last| skipped_note(first_missed, last.instant(), zone));
             if made_up {
                 Some((last_missed, now))
             } else {
-                rule.recurrence.next_after(now, zone).map(|next| (next, next))
+                rule.recurrence.next_after(now, zone).map(|next| (next, next.instant()))
             }
         }
     };
     if let Some(call) = waiting {
-        let replaced = chosen.is_some_and(|(occurrence, _)| occurrence <= now);
+        let replaced = chosen.is_some_and(|(occurrence, _)| occurrence.instant() <= now);
         let why =
             if replaced { "a later occurrence is made instead" } else { policy_reason(rule.catch_up, call.due, now) };
         plan.waiting = Some((call.id, WaitingAction::Miss(skipped_reason(call.due, zone, why))));
     }
     if let Some((occurrence, due)) = chosen {
         let next = make(rule, occurrence, due, settings);
-        plan.cursor = Some(next.occurrence.max(next.due));
+        plan.cursor = Some(next.occurrence.instant().max(next.due));
         plan.next = Some(next);
     }
     plan
@@ -116,13 +123,13 @@ fn plan_waiting_only(rule: &Rule, call: Waiting, now: DateTime<Utc>, settings: P
     if may_make_up(rule, call.due, now, settings) {
         return Plan { waiting: Some((call.id, WaitingAction::DialNow)), ..Plan::default() };
     }
-    let next = rule.recurrence.next_after(now.max(rule.cursor), zone).map(|at| make(rule, at, at, settings));
+    let next = rule.recurrence.next_after(now.max(rule.cursor), zone).map(|at| make(rule, at, at.instant(), settings));
     Plan {
         waiting: Some((
             call.id,
             WaitingAction::Miss(skipped_reason(call.due, zone, policy_reason(rule.catch_up, call.due, now))),
         )),
-        cursor: next.as_ref().map(|n| n.occurrence.max(n.due)),
+        cursor: next.as_ref().map(|n| n.occurrence.instant().max(n.due)),
         next,
         note: None,
     }
@@ -137,8 +144,8 @@ fn may_make_up(rule: &Rule, missed: DateTime<Utc>, now: DateTime<Utc>, settings:
 }
 
 /// The occurrence before `at`.
-fn previous(rule: &Rule, at: DateTime<Utc>) -> Option<DateTime<Utc>> {
-    rule.recurrence.latest_until(at - Duration::seconds(1), rule.timezone.tz())
+fn previous(rule: &Rule, at: Occurrence) -> Option<Occurrence> {
+    rule.recurrence.latest_until(at.instant() - Duration::seconds(1), rule.timezone.tz())
 }
 
 /// Why a call missed at `missed` is not made up at `now`.
@@ -152,10 +159,10 @@ fn policy_reason(catch_up: CatchUp, missed: DateTime<Utc>, now: DateTime<Utc>) -
 
 /// The call for `occurrence`, due at `due` unless that is in the callee's quiet hours and they
 /// defer calls.
-fn make(rule: &Rule, occurrence: DateTime<Utc>, due: DateTime<Utc>, settings: PlanSettings) -> NextCall {
+fn make(rule: &Rule, occurrence: Occurrence, due: DateTime<Utc>, settings: PlanSettings) -> NextCall {
     let zone = rule.timezone.tz();
-    let mut note = (due > occurrence)
-        .then(|| format!("made up: it fell due at {} while the service was down", local(occurrence, zone)));
+    let mut note = (due > occurrence.instant())
+        .then(|| format!("made up: it fell due at {} while the service was down", local(occurrence.instant(), zone)));
     let callee = callee_zone(rule.timezone, &rule.to);
     let moved = match settings.quiet {
         QuietAction::Defer => settings.hours.next_allowed(due, callee),
@@ -165,6 +172,11 @@ fn make(rule: &Rule, occurrence: DateTime<Utc>, due: DateTime<Utc>, settings: Pl
         note = Some(format!("moved from {} to {}: quiet hours", local(due, callee), local(allowed, callee)));
     }
     NextCall { occurrence, due: moved.unwrap_or(due), note }
+}
+
+/// The rule's note when the call for `next` was not made because a limit was reached.
+pub fn limit_note(rule: &Rule, next: &NextCall, hit: &LimitHit) -> String {
+    format!("skipped the call due at {}: {hit}", local(next.due, rule.timezone.tz()))
 }
 
 fn local(at: DateTime<Utc>, zone: Tz) -> String {
@@ -219,7 +231,7 @@ mod tests {
     }
 
     fn call(occurrence: &str, due: &str) -> NextCall {
-        NextCall { occurrence: utc(occurrence), due: utc(due), note: None }
+        NextCall { occurrence: Occurrence::at(utc(occurrence)), due: utc(due), note: None }
     }
 
     #[test]
@@ -295,7 +307,7 @@ mod tests {
         let plan = plan(&rule, None, utc("2026-01-15T13:30:00Z"), settings("off"));
 
         let next = plan.next.expect("a call");
-        assert_eq!((next.occurrence, next.due), (utc("2026-01-15T13:00:00Z"), utc("2026-01-15T13:30:00Z")));
+        assert_eq!((next.occurrence.instant(), next.due), (utc("2026-01-15T13:00:00Z"), utc("2026-01-15T13:30:00Z")));
         assert!(next.note.is_some_and(|n| n.contains("made up")));
         let note = plan.note.expect("a note");
         assert!(note.contains("skipped the calls due from Thu 15 Jan 10:00 GMT to Thu 15 Jan 12:00 GMT"), "{note}");
@@ -322,7 +334,7 @@ mod tests {
 
         assert!(matches!(&plan.waiting, Some((_, WaitingAction::Miss(_)))));
         let next = plan.next.expect("a call");
-        assert_eq!((next.occurrence, next.due), (utc("2026-01-15T11:00:00Z"), utc("2026-01-15T11:20:00Z")));
+        assert_eq!((next.occurrence.instant(), next.due), (utc("2026-01-15T11:00:00Z"), utc("2026-01-15T11:20:00Z")));
     }
 
     #[test]
@@ -333,7 +345,7 @@ mod tests {
         let plan = plan(&rule, None, utc("2026-01-15T02:30:00Z"), settings("08:00-21:00"));
 
         let next = plan.next.expect("a call");
-        assert_eq!((next.occurrence, next.due), (utc("2026-01-15T03:00:00Z"), utc("2026-01-15T08:00:00Z")));
+        assert_eq!((next.occurrence.instant(), next.due), (utc("2026-01-15T03:00:00Z"), utc("2026-01-15T08:00:00Z")));
         assert!(next.note.is_some_and(|n| n.contains("quiet hours")));
         assert_eq!(plan.cursor, Some(utc("2026-01-15T08:00:00Z")));
     }

@@ -22,6 +22,25 @@ use crate::calls::local_time::instant_of;
 /// (the second run through a repeated hour) or merged (several minutes of one gap) is stepped over.
 const MAX_STEPS: usize = 2048;
 
+/// An instant a rule rings at. It holds whole seconds since the Unix epoch, so it cannot carry a
+/// sub-second part: the same occurrence found from two moments a few milliseconds apart is the
+/// same value, and so the same (rule, occurrence) key in the store, which is what keeps an
+/// occurrence to one call however many housekeeping passes look at it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Occurrence(i64);
+
+impl Occurrence {
+    /// The occurrence at `instant`'s whole second (anything finer is dropped).
+    pub fn at(instant: DateTime<Utc>) -> Self {
+        Self(instant.timestamp())
+    }
+
+    /// The instant it rings at.
+    pub fn instant(self) -> DateTime<Utc> {
+        DateTime::from_timestamp(self.0, 0).unwrap_or(DateTime::<Utc>::MAX_UTC)
+    }
+}
+
 /// How a rule repeats.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Recurrence {
@@ -86,12 +105,12 @@ impl Recurrence {
     }
 
     /// The first occurrence strictly after `after`.
-    pub fn next_after(&self, after: DateTime<Utc>, zone: Tz) -> Option<DateTime<Utc>> {
-        let mut wall = after.with_timezone(&zone).naive_local();
+    pub fn next_after(&self, after: DateTime<Utc>, zone: Tz) -> Option<Occurrence> {
+        let mut wall = whole_second(after.with_timezone(&zone).naive_local());
         for _ in 0..MAX_STEPS {
             wall = self.cron.find_next_occurrence(&wall.and_utc(), false).ok()?.naive_utc();
-            let at = instant_of(wall, zone)?;
-            if at > after {
+            let at = Occurrence::at(instant_of(wall, zone)?);
+            if at.instant() > after {
                 return Some(at);
             }
         }
@@ -99,14 +118,14 @@ impl Recurrence {
     }
 
     /// The last occurrence at or before `until`.
-    pub fn latest_until(&self, until: DateTime<Utc>, zone: Tz) -> Option<DateTime<Utc>> {
-        let mut wall: NaiveDateTime = until.with_timezone(&zone).naive_local();
+    pub fn latest_until(&self, until: DateTime<Utc>, zone: Tz) -> Option<Occurrence> {
+        let mut wall: NaiveDateTime = whole_second(until.with_timezone(&zone).naive_local());
         let mut inclusive = true;
         for _ in 0..MAX_STEPS {
             wall = self.cron.find_previous_occurrence(&wall.and_utc(), inclusive).ok()?.naive_utc();
             inclusive = false;
-            let at = instant_of(wall, zone)?;
-            if at <= until {
+            let at = Occurrence::at(instant_of(wall, zone)?);
+            if at.instant() <= until {
                 return Some(at);
             }
         }
@@ -114,14 +133,14 @@ impl Recurrence {
     }
 
     /// The occurrences after `after` up to and including `until`, in order (at most `limit`).
-    pub fn between(&self, after: DateTime<Utc>, until: DateTime<Utc>, zone: Tz, limit: usize) -> Vec<DateTime<Utc>> {
+    pub fn between(&self, after: DateTime<Utc>, until: DateTime<Utc>, zone: Tz, limit: usize) -> Vec<Occurrence> {
         let mut found = Vec::new();
         let mut from = after;
         while found.len() < limit {
             match self.next_after(from, zone) {
-                Some(at) if at <= until => {
+                Some(at) if at.instant() <= until => {
                     found.push(at);
-                    from = at;
+                    from = at.instant();
                 }
                 _ => break,
             }
@@ -166,6 +185,12 @@ impl fmt::Display for Recurrence {
     }
 }
 
+/// `wall` without its sub-second part, so a search from any moment within a second finds the
+/// same occurrences.
+fn whole_second(wall: NaiveDateTime) -> NaiveDateTime {
+    wall.with_nanosecond(0).unwrap_or(wall)
+}
+
 fn minute_of(time: NaiveTime) -> NaiveTime {
     NaiveTime::from_hms_opt(time.hour(), time.minute(), 0).unwrap_or(time)
 }
@@ -196,12 +221,16 @@ mod tests {
         DateTime::parse_from_rfc3339(text).expect("valid instant").with_timezone(&Utc)
     }
 
+    fn occurrence(text: &str) -> Occurrence {
+        Occurrence::at(utc(text))
+    }
+
     fn at(hour: u32, minute: u32) -> NaiveTime {
         NaiveTime::from_hms_opt(hour, minute, 0).expect("valid time")
     }
 
     /// The occurrences in the 24 hours after `from`.
-    fn day_of(recurrence: &Recurrence, from: &str, zone: Tz) -> Vec<DateTime<Utc>> {
+    fn day_of(recurrence: &Recurrence, from: &str, zone: Tz) -> Vec<Occurrence> {
         let from = utc(from);
         recurrence.between(from, from + chrono::Duration::hours(24), zone, 200)
     }
@@ -210,28 +239,28 @@ mod tests {
     fn a_daily_time_follows_the_zone_across_spring_forward_in_new_york() {
         let daily = Recurrence::daily(at(10, 0));
         // 10:00 EST on 2026-03-07 is 15:00 UTC; 10:00 EDT on 2026-03-08 is 14:00 UTC.
-        assert_eq!(daily.next_after(utc("2026-03-07T12:00:00Z"), New_York), Some(utc("2026-03-07T15:00:00Z")));
-        assert_eq!(daily.next_after(utc("2026-03-07T15:00:00Z"), New_York), Some(utc("2026-03-08T14:00:00Z")));
+        assert_eq!(daily.next_after(utc("2026-03-07T12:00:00Z"), New_York), Some(occurrence("2026-03-07T15:00:00Z")));
+        assert_eq!(daily.next_after(utc("2026-03-07T15:00:00Z"), New_York), Some(occurrence("2026-03-08T14:00:00Z")));
     }
 
     #[test]
     fn a_daily_time_in_the_spring_gap_rings_once_at_the_end_of_the_gap() {
         // New York skips 02:00–03:00 on 2026-03-08: 02:30 rings at 03:00 EDT (07:00 UTC).
         let new_york = day_of(&Recurrence::daily(at(2, 30)), "2026-03-08T00:00:00Z", New_York);
-        assert_eq!(new_york, [utc("2026-03-08T07:00:00Z")]);
+        assert_eq!(new_york, [occurrence("2026-03-08T07:00:00Z")]);
         // Dublin skips 01:00–02:00 on 2026-03-29: 01:30 rings at 02:00 IST (01:00 UTC).
         let dublin = day_of(&Recurrence::daily(at(1, 30)), "2026-03-28T23:00:00Z", Dublin);
-        assert_eq!(dublin, [utc("2026-03-29T01:00:00Z")]);
+        assert_eq!(dublin, [occurrence("2026-03-29T01:00:00Z")]);
     }
 
     #[test]
     fn a_daily_time_in_the_autumn_overlap_rings_once_at_its_first_occurrence() {
         // New York repeats 01:00–02:00 on 2026-11-01: 01:30 rings at 01:30 EDT (05:30 UTC) only.
         let new_york = day_of(&Recurrence::daily(at(1, 30)), "2026-11-01T00:00:00Z", New_York);
-        assert_eq!(new_york, [utc("2026-11-01T05:30:00Z")]);
+        assert_eq!(new_york, [occurrence("2026-11-01T05:30:00Z")]);
         // Dublin repeats 01:00–02:00 on 2026-10-25: 01:30 rings at 01:30 IST (00:30 UTC) only.
         let dublin = day_of(&Recurrence::daily(at(1, 30)), "2026-10-24T22:00:00Z", Dublin);
-        assert_eq!(dublin, [utc("2026-10-25T00:30:00Z")]);
+        assert_eq!(dublin, [occurrence("2026-10-25T00:30:00Z")]);
     }
 
     #[test]
@@ -239,10 +268,18 @@ mod tests {
         let quarterly = Recurrence::cron("*/15 * * * *").expect("valid");
         // Spring: 01:45 EST, then the four quarters of the missing hour all become 03:00 EDT.
         let spring = quarterly.between(utc("2026-03-08T06:30:00Z"), utc("2026-03-08T07:20:00Z"), New_York, 20);
-        assert_eq!(spring, [utc("2026-03-08T06:45:00Z"), utc("2026-03-08T07:00:00Z"), utc("2026-03-08T07:15:00Z")]);
+        assert_eq!(
+            spring,
+            [
+                occurrence("2026-03-08T06:45:00Z"),
+                occurrence("2026-03-08T07:00:00Z"),
+                occurrence("2026-03-08T07:15:00Z")
+            ]
+        );
         // Autumn: 01:00–01:45 ring once each (EDT); the second run through that hour (EST) is silent.
         let autumn = quarterly.between(utc("2026-11-01T04:50:00Z"), utc("2026-11-01T07:10:00Z"), New_York, 20);
-        let expected = ["05:00", "05:15", "05:30", "05:45", "07:00"].map(|t| utc(&format!("2026-11-01T{t}:00Z")));
+        let expected =
+            ["05:00", "05:15", "05:30", "05:45", "07:00"].map(|t| occurrence(&format!("2026-11-01T{t}:00Z")));
         assert_eq!(autumn, expected);
     }
 
@@ -250,20 +287,20 @@ mod tests {
     fn a_weekly_rule_rings_on_its_day_only() {
         let sundays = Recurrence::weekly(Weekday::Sun, at(10, 0));
         // 2026-03-28 is a Saturday; the next Sunday 10:00 in Dublin is after spring-forward (IST).
-        assert_eq!(sundays.next_after(utc("2026-03-28T12:00:00Z"), Dublin), Some(utc("2026-03-29T09:00:00Z")));
-        assert_eq!(sundays.next_after(utc("2026-03-29T09:00:00Z"), Dublin), Some(utc("2026-04-05T09:00:00Z")));
+        assert_eq!(sundays.next_after(utc("2026-03-28T12:00:00Z"), Dublin), Some(occurrence("2026-03-29T09:00:00Z")));
+        assert_eq!(sundays.next_after(utc("2026-03-29T09:00:00Z"), Dublin), Some(occurrence("2026-04-05T09:00:00Z")));
     }
 
     #[test]
     fn the_latest_occurrence_is_found_backwards_including_the_moment_itself() {
         let daily = Recurrence::daily(at(10, 0));
-        assert_eq!(daily.latest_until(utc("2026-07-01T09:00:00Z"), Dublin), Some(utc("2026-07-01T09:00:00Z")));
-        assert_eq!(daily.latest_until(utc("2026-07-01T08:59:00Z"), Dublin), Some(utc("2026-06-30T09:00:00Z")));
+        assert_eq!(daily.latest_until(utc("2026-07-01T09:00:00Z"), Dublin), Some(occurrence("2026-07-01T09:00:00Z")));
+        assert_eq!(daily.latest_until(utc("2026-07-01T08:59:00Z"), Dublin), Some(occurrence("2026-06-30T09:00:00Z")));
         // In the second run through New York's repeated hour, 01:30 already happened (in EDT).
         let half_past_one = Recurrence::daily(at(1, 30));
         assert_eq!(
             half_past_one.latest_until(utc("2026-11-01T06:45:00Z"), New_York),
-            Some(utc("2026-11-01T05:30:00Z"))
+            Some(occurrence("2026-11-01T05:30:00Z"))
         );
     }
 
@@ -278,6 +315,16 @@ mod tests {
             let stored = recurrence.to_stored();
             assert_eq!(Recurrence::from_stored(&stored).as_ref(), Ok(&recurrence), "{stored}");
         }
+    }
+
+    #[test]
+    fn occurrences_found_from_moments_with_milliseconds_are_whole_seconds() {
+        let daily = Recurrence::daily(at(10, 0));
+        let moments = ["2026-07-01T09:00:00.001Z", "2026-07-01T09:00:00.5Z", "2026-07-01T09:00:59.999Z"];
+        let latest: Vec<_> = moments.iter().map(|now| daily.latest_until(utc(now), Dublin)).collect();
+        assert_eq!(latest, [Some(occurrence("2026-07-01T09:00:00Z")); 3]);
+        let next = daily.next_after(utc("2026-07-01T08:59:59.999Z"), Dublin).expect("an occurrence");
+        assert_eq!(next.instant(), utc("2026-07-01T09:00:00Z"));
     }
 
     #[test]

@@ -8,11 +8,11 @@ use std::sync::Arc;
 use chrono::{DateTime, Duration, Utc};
 
 use super::input::{self, RuleInput};
-use super::{Kind, NewRule, Rule, RuleId, RuleStatus};
+use super::{Kind, NewRule, Occurrence, Rule, RuleId, RuleStatus};
 use crate::calls::ValidationErrors;
 use crate::calls::hours::{CallingHours, callee_zone, quiet_hours_message};
 use crate::calls::policy::{Policy, PolicyError};
-use crate::scheduler::materialise::Materialiser;
+use crate::scheduler::materialise::{Made, Materialiser};
 use crate::store::{Store, StoreError};
 
 /// How far ahead a rule's occurrences are checked against the calling hours.
@@ -62,9 +62,12 @@ impl RuleService {
         let now = self.store.now().await?;
         self.policy.check_country(&rule.to)?;
         self.check_occurrences(&rule, now).map_err(RuleError::Invalid)?;
-        self.policy.check_limits(self.store.as_ref(), None).await?;
         let stored = self.store.insert_rule(&rule, now).await?;
-        self.materialiser.pass(now).await?;
+        if let Made::Refused(hit) = self.materialiser.materialise(&stored, now).await? {
+            // A rule whose very first call breaks a limit is refused, not kept to skip it.
+            self.store.delete_rule(stored.id).await?;
+            return Err(RuleError::Refused(PolicyError::LimitReached(hit)));
+        }
         Ok(self.store.get_rule(stored.id).await?.unwrap_or(stored))
     }
 
@@ -76,7 +79,12 @@ impl RuleService {
             Kind::Daily(_) | Kind::Weekly(..) => "time",
         };
         let zone = rule.timezone.tz();
-        let upcoming = rule.recurrence.between(now, now + HOURS_CHECKED, zone, MAX_CHECKED);
+        let upcoming: Vec<DateTime<Utc>> = rule
+            .recurrence
+            .between(now, now + HOURS_CHECKED, zone, MAX_CHECKED)
+            .into_iter()
+            .map(Occurrence::instant)
+            .collect();
         match upcoming.first() {
             Some(first) if *first <= now + self.policy.horizon => {}
             _ => {

@@ -13,11 +13,23 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 
 use super::TimedQueue;
+use crate::calls::limits::LimitHit;
 use crate::calls::state::{self, CallEvent, Transition};
 use crate::calls::{CallId, CallStatus, DueAt, HistoryEntry, Schedule};
 use crate::rules::Rule;
 use crate::rules::plan::{self, Plan, PlanSettings, Waiting, WaitingAction};
 use crate::store::{CallPatch, NewCall, RuleStep, Stepped, Store, StoreError};
+
+/// What materialising one rule did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Made {
+    /// It got its next call.
+    Call,
+    /// It needed nothing (or another instance made the call first).
+    Nothing,
+    /// Its next call would break a limit: that occurrence is skipped, and the rule says so.
+    Refused(LimitHit),
+}
 
 /// Makes rules' calls; cheap to clone.
 #[derive(Clone)]
@@ -50,37 +62,50 @@ impl Materialiser {
         let rules = self.inner.store.rules_to_materialise(now - self.inner.settings.grace).await?;
         let mut made = 0;
         for rule in rules {
-            let waiting = rule.next_call.map(|(id, due)| Waiting { id, due: due.instant() });
-            let plan = plan::plan(&rule, waiting, now, self.inner.settings);
-            if self.apply(&rule, plan, now).await? {
+            if self.materialise(&rule, now).await? == Made::Call {
                 made += 1;
             }
         }
         Ok(made)
     }
 
-    async fn apply(&self, rule: &Rule, plan: Plan, now: DateTime<Utc>) -> Result<bool, StoreError> {
+    /// Gives `rule` (as just read) its next call at `now`, if it needs one.
+    pub async fn materialise(&self, rule: &Rule, now: DateTime<Utc>) -> Result<Made, StoreError> {
+        let waiting = rule.next_call.map(|(id, due)| Waiting { id, due: due.instant() });
+        let plan = plan::plan(rule, waiting, now, self.inner.settings);
+        self.apply(rule, plan, now).await
+    }
+
+    async fn apply(&self, rule: &Rule, plan: Plan, now: DateTime<Utc>) -> Result<Made, StoreError> {
         if let (Some((id, action)), Some((_, due))) = (plan.waiting, rule.next_call) {
             self.settle_waiting(id, due, action, now).await?;
         }
-        let Some(cursor_to) = plan.cursor else { return Ok(false) };
-        let occurrence = plan.next.map(|next| {
+        let Some(cursor_to) = plan.cursor else { return Ok(Made::Nothing) };
+        let next = plan.next.map(|next| {
             let schedule = Schedule {
                 to: rule.to.clone(),
                 due_at: DueAt::planned(next.due),
                 timezone: rule.timezone,
-                note: next.note,
+                note: next.note.clone(),
             };
-            (NewCall { id: CallId::new(), schedule, idempotency: None }, next.occurrence)
+            (NewCall { id: CallId::new(), schedule, idempotency: None }, next)
         });
+        let occurrence = next.as_ref().map(|(call, next)| (call.clone(), next.occurrence));
         let step = RuleStep { rule: rule.id, cursor_from: rule.cursor, cursor_to, note: plan.note, occurrence };
-        let stepped = self.inner.store.step_rule(&step).await?;
-        match (stepped, &step.occurrence) {
-            (Stepped::Moved { created: true }, Some((call, _))) => {
+        match (self.inner.store.step_rule(&step).await, next) {
+            (Ok(Stepped::Moved { created: true }), Some((call, _))) => {
                 self.inner.queue.scheduled(call.id, call.schedule.due_at);
-                Ok(true)
+                Ok(Made::Call)
             }
-            _ => Ok(false),
+            (Err(StoreError::LimitReached(hit)), Some((_, next))) => {
+                // The occurrence is skipped, not retried each pass: the cursor moves past it and
+                // the rule says why.
+                tracing::warn!(rule_id = %rule.id, %hit, "a rule's call was not made: a limit is reached");
+                let note = Some(plan::limit_note(rule, &next, &hit));
+                self.inner.store.step_rule(&RuleStep { occurrence: None, note, ..step }).await?;
+                Ok(Made::Refused(hit))
+            }
+            (stepped, _) => stepped.map(|_| Made::Nothing),
         }
     }
 
@@ -97,17 +122,24 @@ impl Materialiser {
             WaitingAction::DialNow => {
                 let detail = "it fell due while the service was down; made up now under the rule's catch-up policy";
                 let entry = HistoryEntry::now("caught_up", Some(detail.into()));
-                if store.reschedule(id, due, DueAt::planned(now), &entry).await? {
-                    self.inner.queue.scheduled(id, DueAt::planned(now));
+                match store.reschedule(id, due, DueAt::planned(now), &entry).await {
+                    Ok(true) => self.inner.queue.scheduled(id, DueAt::planned(now)),
+                    Ok(false) => {}
+                    Err(StoreError::LimitReached(hit)) => self.miss(id, format!("not made up: {hit}")).await?,
+                    Err(error) => return Err(error),
                 }
             }
-            WaitingAction::Miss(reason) => {
-                if let Transition::To(next) = state::transition(CallStatus::Scheduled, &CallEvent::Missed) {
-                    let patch = CallPatch { last_error: Some(reason.clone()), ..CallPatch::default() };
-                    let entry = HistoryEntry::now("missed", Some(reason));
-                    store.change_status(id, CallStatus::Scheduled, next, &patch, &entry).await?;
-                }
-            }
+            WaitingAction::Miss(reason) => self.miss(id, reason).await?,
+        }
+        Ok(())
+    }
+
+    /// Ends a rule's waiting call `missed` for `reason`.
+    async fn miss(&self, id: CallId, reason: String) -> Result<(), StoreError> {
+        if let Transition::To(next) = state::transition(CallStatus::Scheduled, &CallEvent::Missed) {
+            let patch = CallPatch { last_error: Some(reason.clone()), ..CallPatch::default() };
+            let entry = HistoryEntry::now("missed", Some(reason));
+            self.inner.store.change_status(id, CallStatus::Scheduled, next, &patch, &entry).await?;
         }
         Ok(())
     }

@@ -242,17 +242,28 @@ impl TimedQueue {
         match self.inner.settings.quiet {
             QuietAction::Defer => {
                 let entry = HistoryEntry::now("deferred", Some(reason));
-                if store.reschedule(call.id, call.due_at, allowed, &entry).await? {
-                    self.scheduled(call.id, allowed);
+                match store.reschedule(call.id, call.due_at, allowed, &entry).await {
+                    Ok(true) => self.scheduled(call.id, allowed),
+                    Ok(false) => {}
+                    // The end of quiet hours is already as crowded as the limits allow.
+                    Err(StoreError::LimitReached(hit)) => {
+                        let reason = format!("not moved out of quiet hours: {hit}");
+                        self.miss(&call, "limit_reached", reason).await?;
+                    }
+                    Err(error) => return Err(error),
                 }
             }
-            QuietAction::Mark => {
-                if let Transition::To(next) = state::transition(call.status, &CallEvent::Missed) {
-                    let patch = CallPatch { last_error: Some(reason.clone()), ..CallPatch::default() };
-                    let entry = HistoryEntry::now("quiet_hours", Some(reason));
-                    store.change_status(call.id, CallStatus::Scheduled, next, &patch, &entry).await?;
-                }
-            }
+            QuietAction::Mark => self.miss(&call, "quiet_hours", reason).await?,
+        }
+        Ok(())
+    }
+
+    /// Ends a scheduled call `missed` for `reason`, recorded in its history as `kind`.
+    async fn miss(&self, call: &Call, kind: &str, reason: String) -> Result<(), StoreError> {
+        if let Transition::To(next) = state::transition(call.status, &CallEvent::Missed) {
+            let patch = CallPatch { last_error: Some(reason.clone()), ..CallPatch::default() };
+            let entry = HistoryEntry::now(kind, Some(reason));
+            self.inner.store.change_status(call.id, CallStatus::Scheduled, next, &patch, &entry).await?;
         }
         Ok(())
     }

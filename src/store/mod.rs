@@ -5,6 +5,7 @@
 
 mod dialing;
 mod feeds;
+mod limits;
 mod postgres;
 mod sqlite;
 
@@ -15,8 +16,9 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use tokio::sync::broadcast;
 
+use crate::calls::limits::{LimitHit, Limits};
 use crate::calls::{Call, CallId, CallStatus, DueAt, HistoryEntry, PhoneNumber, Schedule};
-use crate::rules::{NewRule, Rule, RuleId, RuleStatus};
+use crate::rules::{NewRule, Occurrence, Rule, RuleId, RuleStatus};
 
 pub use dialing::{Claimed, DialLimits, HeldBack, LeaseTerms, TakenOver, Takeover};
 pub use feeds::{ChangeFeed, EventsLock, QueueNotice};
@@ -38,6 +40,10 @@ pub enum StoreError {
     /// A shared write failed; every caller whose work was in it gets this copy of the reason.
     #[error("database write failed: {0}")]
     WriteFailed(String),
+    /// The write would make more calls ring near one another than a limit allows; nothing was
+    /// changed.
+    #[error(transparent)]
+    LimitReached(#[from] LimitHit),
     /// The database URL names no backend we have.
     #[error("unsupported database URL `{0}`: use sqlite://PATH or postgres://USER@HOST/DATABASE")]
     UnsupportedUrl(String),
@@ -108,8 +114,8 @@ pub struct RuleStep {
     pub cursor_to: DateTime<Utc>,
     /// A note for the rule (occurrences skipped), replacing the old one when given.
     pub note: Option<String>,
-    /// The call for an occurrence, with the occurrence's instant (the call's key with the rule).
-    pub occurrence: Option<(NewCall, DateTime<Utc>)>,
+    /// The call for an occurrence, with the occurrence (the call's key with the rule).
+    pub occurrence: Option<(NewCall, Occurrence)>,
 }
 
 /// What a rule step did.
@@ -152,6 +158,11 @@ pub struct PendingEvent {
 }
 
 /// The store's contract. Every method is one atomic step.
+///
+/// A store is opened with the ring-time limits ([`crate::calls::limits`]) and every write that
+/// sets when a call rings ([`Store::insert_call`], [`Store::step_rule`], [`Store::insert_retry`],
+/// [`Store::reschedule`]) keeps to them in the same atomic step: one that would break them changes
+/// nothing and fails with [`StoreError::LimitReached`].
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// Checks the database answers.
@@ -216,14 +227,6 @@ pub trait Store: Send + Sync + 'static {
         limits: &DialLimits,
         takeover: &Takeover,
     ) -> Result<Option<TakenOver>, StoreError>;
-    /// How many calls were scheduled in the last `hour` and in the last `day` (both in one
-    /// look), for one number or, with None, in all.
-    async fn count_scheduled(
-        &self,
-        to: Option<&PhoneNumber>,
-        hour: Duration,
-        day: Duration,
-    ) -> Result<(u64, u64), StoreError>;
     /// The last joke told to this number, so it is not told twice in a row.
     async fn last_joke_for(&self, to: &PhoneNumber) -> Result<Option<String>, StoreError>;
     /// Records a webhook event; false when its id was already recorded (by any instance).
@@ -288,13 +291,13 @@ pub trait Store: Send + Sync + 'static {
 }
 
 /// Opens the store a database URL names (`sqlite://PATH` or `postgres://…`), creating and
-/// migrating it as needed.
-pub async fn open(url: &str) -> Result<Arc<dyn Store>, StoreError> {
+/// migrating it as needed; its writes keep to `limits`.
+pub async fn open(url: &str, limits: Limits) -> Result<Arc<dyn Store>, StoreError> {
     if let Some(path) = url.strip_prefix("sqlite://") {
-        return Ok(Arc::new(SqliteStore::open(path).await?));
+        return Ok(Arc::new(SqliteStore::open(path, limits).await?));
     }
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        return Ok(Arc::new(PgStore::open(url).await?));
+        return Ok(Arc::new(PgStore::open(url, limits).await?));
     }
     Err(StoreError::UnsupportedUrl(redact_url(url)))
 }

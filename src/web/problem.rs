@@ -87,6 +87,10 @@ pub enum ApiError {
         /// Seconds until a retry can succeed.
         retry_after_secs: u64,
     },
+    /// As many calls as a limit allows already ring near the requested time (429). No
+    /// `Retry-After`: asking again later does not help, another time does.
+    #[error("{0}")]
+    LimitReached(String),
     /// A form lacks its anti-forgery token (403).
     #[error("{0}")]
     Forbidden(String),
@@ -116,6 +120,7 @@ impl ApiError {
             Self::MissingToken => "unauthorized",
             Self::NotAllowed(..) => "not-allowed",
             Self::TooManyRequests { .. } => "rate-limited",
+            Self::LimitReached(_) => "limit-reached",
             Self::Forbidden(_) => "forbidden",
             Self::NotFound(_) => "not-found",
             Self::Conflict(_) => "conflict",
@@ -149,7 +154,7 @@ impl ResponseError for ApiError {
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Self::MissingToken => StatusCode::UNAUTHORIZED,
             Self::NotAllowed(..) => StatusCode::FORBIDDEN,
-            Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::TooManyRequests { .. } | Self::LimitReached(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Conflict(_) => StatusCode::CONFLICT,
@@ -179,9 +184,7 @@ impl From<PolicyError> for ApiError {
                 let detail = error.to_string();
                 Self::NotAllowed(detail.clone(), ValidationErrors::one("to", detail))
             }
-            PolicyError::RateLimited { window_secs, .. } => {
-                Self::TooManyRequests { detail: error.to_string(), retry_after_secs: window_secs }
-            }
+            PolicyError::LimitReached(hit) => Self::LimitReached(hit.to_string()),
             PolicyError::Store(e) => Self::Store(e),
         }
     }

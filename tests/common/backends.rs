@@ -6,6 +6,7 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
+use dialajoke::calls::limits::Limits;
 use dialajoke::calls::{CallId, DueAt, PhoneNumber, Schedule, Timezone};
 use dialajoke::store::{self, NewCall, Store};
 use tempfile::TempDir;
@@ -35,6 +36,8 @@ pub struct TestStore {
     pub url: String,
     /// Which backend it is.
     pub backend: Backend,
+    /// The limits its writes keep to (and those of every other instance it opens).
+    pub limits: Limits,
     // Declared last so the store closes before its database goes.
     _keep: Keep,
 }
@@ -52,13 +55,20 @@ impl TestStore {
                 (database.url.clone(), Keep::Database(database))
             }
         };
-        let store = store::open(&url).await.expect("store opens");
-        Some(Self { store, url, backend, _keep: keep })
+        let store = store::open(&url, Limits::NONE).await.expect("store opens");
+        Some(Self { store, url, backend, limits: Limits::NONE, _keep: keep })
+    }
+
+    /// The same database opened again as an instance whose writes keep to `limits` (as do those
+    /// of the instances [`TestStore::another_instance`] opens from it).
+    pub async fn with_limits(self, limits: Limits) -> Self {
+        let store = store::open(&self.url, limits).await.expect("store opens with limits");
+        Self { store, limits, ..self }
     }
 
     /// Another store over the same database, as a second instance would open it.
     pub async fn another_instance(&self) -> Arc<dyn Store> {
-        store::open(&self.url).await.expect("store opens again")
+        store::open(&self.url, self.limits).await.expect("store opens again")
     }
 
     /// Stores a scheduled call to an Irish number, due at `due`.

@@ -9,6 +9,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use dialajoke::calls::hours::{CallingHours, QuietAction};
+use dialajoke::calls::limits::Limits;
 use dialajoke::calls::{Call, CallId, DueAt, PhoneNumber, Schedule, Timezone};
 use dialajoke::clock::{Clock, ManualClock};
 use dialajoke::rules::plan::PlanSettings;
@@ -60,15 +61,20 @@ pub fn queue_settings(window: u32, limits: DialLimits) -> QueueSettings {
 
 /// A scheduler over a fresh database, its clock reading the wall clock's time until set.
 pub async fn scheduler(settings: QueueSettings) -> Scheduler {
+    limited_scheduler(settings, Limits::NONE).await
+}
+
+/// Like [`scheduler`], over a store whose writes keep to `limits`.
+pub async fn limited_scheduler(settings: QueueSettings, limits: Limits) -> Scheduler {
     let dir = Arc::new(tempfile::tempdir().expect("temp dir"));
     let db_path = dir.path().join("scheduler.db").display().to_string();
-    open(settings, &db_path, ManualClock::new(Utc::now()), dir).await
+    open(settings, &db_path, ManualClock::new(Utc::now()), dir, limits).await
 }
 
 impl Scheduler {
     /// A second instance over the same database, with its own store connection, queue and materialiser.
     pub async fn another_instance(&self, settings: QueueSettings) -> Scheduler {
-        open(settings, &self.db_path, self.clock.clone(), Arc::clone(&self._dir)).await
+        open(settings, &self.db_path, self.clock.clone(), Arc::clone(&self._dir), Limits::NONE).await
     }
 
     /// Sets the store's clock to `now` and steps the queue.
@@ -97,8 +103,14 @@ impl Scheduler {
     }
 }
 
-async fn open(settings: QueueSettings, db_path: &str, clock: ManualClock, dir: Arc<tempfile::TempDir>) -> Scheduler {
-    let store = SqliteStore::open_with_clock(db_path, Clock::Manual(clock.clone())).await.expect("store opens");
+async fn open(
+    settings: QueueSettings,
+    db_path: &str,
+    clock: ManualClock,
+    dir: Arc<tempfile::TempDir>,
+    limits: Limits,
+) -> Scheduler {
+    let store = SqliteStore::open_with_clock(db_path, Clock::Manual(clock.clone()), limits).await.expect("store opens");
     let store: Arc<dyn Store> = Arc::new(store);
     let grace = chrono::Duration::from_std(settings.grace).expect("grace fits");
     let plan = PlanSettings { grace, hours: settings.calling_hours, quiet: settings.quiet };

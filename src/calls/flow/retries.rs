@@ -6,7 +6,7 @@
 use super::{CallFlow, FlowError};
 use crate::calls::{CallId, CallStatus, DueAt, Schedule};
 use crate::rules::RuleStatus;
-use crate::store::NewCall;
+use crate::store::{NewCall, StoreError};
 
 impl CallFlow {
     /// Schedules the next retry of a call that ended busy or unanswered, if the policy wants one
@@ -29,8 +29,14 @@ impl CallFlow {
         let schedule = Schedule { to: call.to.clone(), due_at: due, timezone: call.timezone, note: Some(note.clone()) };
         let retry = NewCall { id: CallId::new(), schedule, idempotency: None };
         let first = call.retry.map_or(call.id, |(first, _)| first);
-        if !store.insert_retry(&retry, first, number, call.rule).await? {
-            return Ok(());
+        match store.insert_retry(&retry, first, number, call.rule).await {
+            Ok(true) => {}
+            Ok(false) => return Ok(()),
+            Err(StoreError::LimitReached(hit)) => {
+                self.note(call.id, "retry_refused", Some(format!("{note} not scheduled: {hit}"))).await?;
+                return Ok(());
+            }
+            Err(error) => return Err(error.into()),
         }
         let when = due.instant().with_timezone(&call.timezone.tz()).format("%a %d %b %H:%M %Z");
         self.note(call.id, "retry_scheduled", Some(format!("{note}; due {when} (call {})", retry.id))).await?;

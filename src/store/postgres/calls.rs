@@ -3,11 +3,11 @@
 //! committed. History is stamped with the database's clock, like everything else here.
 
 use chrono::{DateTime, Utc};
-use sqlx::Row;
+use sqlx::{Postgres, Row, Transaction};
 
 use super::notices::{CHANNEL, Note};
-use super::{CALL_COLUMNS, Link, PgStore, attempt_value, call_from_row};
-use crate::calls::{Call, CallId, CallStatus, DueAt, HistoryEntry};
+use super::{CALL_COLUMNS, Link, PgStore, attempt_value, call_from_row, limits};
+use crate::calls::{Call, CallId, CallStatus, DueAt, HistoryEntry, PhoneNumber};
 use crate::store::{CallPatch, Inserted, NewCall, OutcomeCount, StoreError};
 
 impl PgStore {
@@ -27,6 +27,8 @@ impl PgStore {
              announced AS (SELECT pg_notify('{CHANNEL}', $8) FROM inserted) \
              SELECT {CALL_COLUMNS}, (SELECT COUNT(*) FROM announced) AS announced FROM inserted"
         );
+        let mut tx = self.pool.begin().await?;
+        limits::lock(&mut tx, &self.limits, &schedule.to).await?;
         let row = sqlx::query(&sql)
             .bind(call.id.as_uuid())
             .bind(schedule.to.as_str())
@@ -36,31 +38,33 @@ impl PgStore {
             .bind(call.idempotency.as_ref().map(|(key, _)| key))
             .bind(call.idempotency.as_ref().map(|(_, hash)| hash))
             .bind(self.note(Note::Scheduled(call.id, schedule.due_at)))
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *tx)
             .await?;
         let Some(row) = row else {
             // Another request with the same key won the race: answer with its call.
+            tx.rollback().await?;
             let key = call.idempotency.as_ref().map(|(key, _)| key.as_str()).unwrap_or_default();
             let (existing, hash) = self.idempotent(key).await?.ok_or_else(|| StoreError::Corrupt(key.into()))?;
             return Ok(Inserted::Existing(existing, hash));
         };
+        limits::admit(&mut tx, &self.limits, call.id, &schedule.to, schedule.due_at.instant()).await?;
+        tx.commit().await?;
         self.changes.publish(call.id);
         Ok(Inserted::Created(call_from_row(&row)?))
     }
 
     /// Inserts a scheduled call for a rule's occurrence or as a retry, with its first history
     /// entry and its announcement, unless a call for that occurrence or that retry exists (the
-    /// unique keys (rule_id, occurrence_at) and (retry_of, retry)); false then. The caller
-    /// publishes the change once what `executor` belongs to has committed.
-    pub(super) async fn insert_linked<'e, E>(
+    /// unique keys (rule_id, occurrence_at) and (retry_of, retry)); false then. A call that would
+    /// break the store's limits is refused, which rolls `tx` back. The caller publishes the change
+    /// once `tx` has committed.
+    pub(super) async fn insert_linked(
         &self,
-        executor: E,
+        tx: &mut Transaction<'_, Postgres>,
         call: &NewCall,
         link: &Link,
-    ) -> Result<bool, StoreError>
-    where
-        E: sqlx::Executor<'e, Database = sqlx::Postgres>,
-    {
+    ) -> Result<bool, StoreError> {
+        limits::lock(tx, &self.limits, &call.schedule.to).await?;
         let conflict = if link.retry.is_some() { "retry_of, retry" } else { "rule_id, occurrence_at" };
         let schedule = &call.schedule;
         let sql = format!(
@@ -84,12 +88,17 @@ impl PgStore {
             .bind(link.retry.map(|(first, _)| first.as_uuid()))
             .bind(link.retry.map_or(0, |(_, number)| attempt_value(number)))
             .bind(self.note(Note::Scheduled(call.id, schedule.due_at)))
-            .fetch_one(executor)
+            .fetch_one(&mut **tx)
             .await?;
-        Ok(inserted == 1)
+        if inserted == 0 {
+            return Ok(false);
+        }
+        limits::admit(tx, &self.limits, call.id, &schedule.to, schedule.due_at.instant()).await?;
+        Ok(true)
     }
 
-    /// Moves a still-scheduled call from `from` to `to`, with its history entry and announcement.
+    /// Moves a still-scheduled call from `from` to `to`, with its history entry and announcement,
+    /// unless the move would break the store's limits.
     pub(super) async fn move_due(
         &self,
         id: CallId,
@@ -97,6 +106,12 @@ impl PgStore {
         to: DueAt,
         entry: &HistoryEntry,
     ) -> Result<bool, StoreError> {
+        let number: Option<String> = sqlx::query_scalar("SELECT to_number FROM calls WHERE id = $1")
+            .bind(id.as_uuid())
+            .fetch_optional(&self.pool)
+            .await?;
+        let Some(number) = number else { return Ok(false) };
+        let number = PhoneNumber::from_stored(number).ok_or_else(|| StoreError::Corrupt("phone number".into()))?;
         let sql = format!(
             "WITH moved AS (UPDATE calls SET due_at = $1, updated_at = now() \
              WHERE id = $2 AND status = 'scheduled' AND due_at = $3 RETURNING id), \
@@ -104,6 +119,8 @@ impl PgStore {
              announced AS (SELECT pg_notify('{CHANNEL}', $6) FROM moved) \
              SELECT COUNT(*) FROM announced"
         );
+        let mut tx = self.pool.begin().await?;
+        limits::lock(&mut tx, &self.limits, &number).await?;
         let moved: i64 = sqlx::query_scalar(&sql)
             .bind(to.instant())
             .bind(id.as_uuid())
@@ -111,11 +128,13 @@ impl PgStore {
             .bind(&entry.kind)
             .bind(&entry.detail)
             .bind(self.note(Note::Scheduled(id, to)))
-            .fetch_one(&self.pool)
+            .fetch_one(&mut *tx)
             .await?;
         if moved == 0 {
             return Ok(false);
         }
+        limits::admit(&mut tx, &self.limits, id, &number, to.instant()).await?;
+        tx.commit().await?;
         self.changes.publish(id);
         Ok(true)
     }

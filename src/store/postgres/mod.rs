@@ -7,6 +7,7 @@
 mod calls;
 mod dialing;
 mod inbox;
+mod limits;
 mod notices;
 mod rules;
 
@@ -26,6 +27,7 @@ use super::{
     CallPatch, ChangeFeed, Claimed, DialLimits, EventsLock, InboxEvent, Inserted, LeaseTerms, ListQuery, NewCall,
     OutcomeCount, PendingEvent, QueueNotice, RuleStep, Stepped, Store, StoreError, TakenOver, Takeover,
 };
+use crate::calls::limits::Limits;
 use crate::calls::{Call, CallId, CallStatus, DueAt, HistoryEntry, PhoneNumber, Timezone};
 use crate::rules::{NewRule, Rule, RuleId, RuleStatus};
 use notices::{Hearers, Note};
@@ -51,14 +53,16 @@ pub struct PgStore {
     /// This store's name on the notices it sends, so its own listener can skip them.
     sender: String,
     event_slots: Arc<Semaphore>,
+    /// How many calls may ring near one another; every write that sets when a call rings keeps to them.
+    limits: Limits,
     /// Stops the listener when the last clone of the store is dropped.
     _listening: Arc<DropGuard>,
 }
 
 impl PgStore {
     /// Connects to the database `url` names (creating it if missing), applies the migrations and
-    /// starts listening to the other instances.
-    pub async fn open(url: &str) -> Result<Self, StoreError> {
+    /// starts listening to the other instances; its writes keep to `limits`.
+    pub async fn open(url: &str, limits: Limits) -> Result<Self, StoreError> {
         create_if_missing(url).await?;
         let pool = PgPoolOptions::new().max_connections(POOL_SIZE).connect(url).await?;
         // The migrator holds an advisory lock while it works, so instances starting together
@@ -70,7 +74,7 @@ impl PgStore {
         let listener = notices::start_listening(&pool).await?;
         tokio::spawn(notices::listen(pool.clone(), listener, hearers, stop.clone()));
         let event_slots = Arc::new(Semaphore::new(EVENT_LOCK_SLOTS));
-        Ok(Self { pool, changes, notices, sender, event_slots, _listening: Arc::new(stop.drop_guard()) })
+        Ok(Self { pool, changes, notices, sender, event_slots, limits, _listening: Arc::new(stop.drop_guard()) })
     }
 
     fn note(&self, note: Note) -> String {
@@ -284,26 +288,6 @@ impl Store for PgStore {
         self.take_over(id, terms, limits, takeover).await
     }
 
-    #[tracing::instrument(skip(self))]
-    async fn count_scheduled(
-        &self,
-        to: Option<&PhoneNumber>,
-        hour: Duration,
-        day: Duration,
-    ) -> Result<(u64, u64), StoreError> {
-        let (in_hour, in_day): (i64, i64) = sqlx::query_as(
-            "SELECT COUNT(*) FILTER (WHERE created_at >= now() - make_interval(secs => $1)), COUNT(*) FROM calls \
-             WHERE created_at >= now() - make_interval(secs => $2) AND ($3::text IS NULL OR to_number = $3)",
-        )
-        .bind(secs(hour))
-        .bind(secs(day))
-        .bind(to.map(PhoneNumber::as_str))
-        .fetch_one(&self.pool)
-        .await?;
-        let count = |n: i64| u64::try_from(n).unwrap_or_default();
-        Ok((count(in_hour), count(in_day)))
-    }
-
     async fn last_joke_for(&self, to: &PhoneNumber) -> Result<Option<String>, StoreError> {
         let joke = sqlx::query_scalar(
             "SELECT joke FROM calls WHERE to_number = $1 AND joke IS NOT NULL ORDER BY updated_at DESC LIMIT 1",
@@ -365,7 +349,9 @@ impl Store for PgStore {
         rule: Option<RuleId>,
     ) -> Result<bool, StoreError> {
         let link = Link { rule, occurrence_at: None, retry: Some((first, retry)) };
-        let created = self.insert_linked(&self.pool, call, &link).await?;
+        let mut tx = self.pool.begin().await?;
+        let created = self.insert_linked(&mut tx, call, &link).await?;
+        tx.commit().await?;
         if created {
             self.changes.publish(call.id);
         }

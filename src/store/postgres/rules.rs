@@ -141,8 +141,8 @@ impl PgStore {
         }
         let created = match &step.occurrence {
             Some((call, at)) => {
-                let link = Link { rule: Some(step.rule), occurrence_at: Some(*at), retry: None };
-                self.insert_linked(&mut *tx, call, &link).await?
+                let link = Link { rule: Some(step.rule), occurrence_at: Some(at.instant()), retry: None };
+                self.insert_linked(&mut tx, call, &link).await?
             }
             None => false,
         };

@@ -7,6 +7,7 @@
 //! of them at scale, on each claim; naming it also makes a dropped index an error, not a slowdown.
 
 mod dialing;
+mod limits;
 mod locks;
 mod rules;
 
@@ -25,6 +26,7 @@ use super::{
     CallPatch, ChangeFeed, Claimed, DialLimits, EventsLock, InboxEvent, Inserted, LeaseTerms, ListQuery, NewCall,
     OutcomeCount, PendingEvent, QueueNotice, RuleStep, Stepped, Store, StoreError, TakenOver, Takeover,
 };
+use crate::calls::limits::Limits;
 use crate::calls::{Call, CallId, CallStatus, DueAt, HistoryEntry, PhoneNumber, Timezone};
 use crate::clock::Clock;
 use crate::rules::{NewRule, Rule, RuleId, RuleStatus};
@@ -43,16 +45,19 @@ pub struct SqliteStore {
     events_locks: EventsLocks,
     /// The store's clock: this instance's, or a test's.
     clock: Clock,
+    /// How many calls may ring near one another; every write that sets when a call rings keeps to them.
+    limits: Limits,
 }
 
 impl SqliteStore {
-    /// Opens (creating if missing) the database file at `path` and applies the migrations.
-    pub async fn open(path: &str) -> Result<Self, StoreError> {
-        Self::open_with_clock(path, Clock::Instance).await
+    /// Opens (creating if missing) the database file at `path` and applies the migrations; its
+    /// writes keep to `limits`.
+    pub async fn open(path: &str, limits: Limits) -> Result<Self, StoreError> {
+        Self::open_with_clock(path, Clock::Instance, limits).await
     }
 
     /// Like [`SqliteStore::open`], with the store's time read from `clock`.
-    pub async fn open_with_clock(path: &str, clock: Clock) -> Result<Self, StoreError> {
+    pub async fn open_with_clock(path: &str, clock: Clock, limits: Limits) -> Result<Self, StoreError> {
         let options = SqliteConnectOptions::from_str(&format!("sqlite://{path}"))?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
@@ -69,6 +74,7 @@ impl SqliteStore {
             notices: queue_notice_channel(),
             events_locks: EventsLocks::default(),
             clock,
+            limits,
         })
     }
 }
@@ -162,13 +168,16 @@ struct Link {
 }
 
 /// Inserts a scheduled call with its first history entry, unless the unique key `conflict`
-/// names (the idempotency key, the rule's occurrence, the retry) is taken; false then.
+/// names (the idempotency key, the rule's occurrence, the retry) is taken; false then. A call
+/// that would break `limits` is refused: `conn` must be a transaction begun [`limits::IMMEDIATE`],
+/// which the refusal rolls back.
 async fn insert_call_row(
     conn: &mut SqliteConnection,
     call: &NewCall,
     link: &Link,
     conflict: &str,
     now: DateTime<Utc>,
+    limits: &Limits,
 ) -> Result<bool, StoreError> {
     let schedule = &call.schedule;
     let sql = format!(
@@ -195,6 +204,7 @@ async fn insert_call_row(
     if inserted.rows_affected() == 0 {
         return Ok(false);
     }
+    limits::admit(&mut *conn, limits, call.id, &schedule.to, schedule.due_at.instant()).await?;
     let entry = HistoryEntry { kind: "scheduled".into(), time: now, detail: schedule.note.clone() };
     insert_history(&mut *conn, call.id, &entry).await?;
     Ok(true)
@@ -238,8 +248,8 @@ impl Store for SqliteStore {
             return Ok(Inserted::Existing(existing, hash));
         }
         let now = self.clock.now();
-        let mut tx = self.pool.begin().await?;
-        let inserted = insert_call_row(&mut tx, call, &Link::default(), "idempotency_key", now).await?;
+        let mut tx = self.pool.begin_with(limits::IMMEDIATE).await?;
+        let inserted = insert_call_row(&mut tx, call, &Link::default(), "idempotency_key", now, &self.limits).await?;
         if !inserted {
             // Another request with the same key won the race: answer with its call.
             tx.rollback().await?;
@@ -414,27 +424,6 @@ impl Store for SqliteStore {
         self.take_over(id, terms, limits, takeover).await
     }
 
-    #[tracing::instrument(skip(self))]
-    async fn count_scheduled(
-        &self,
-        to: Option<&PhoneNumber>,
-        hour: Duration,
-        day: Duration,
-    ) -> Result<(u64, u64), StoreError> {
-        let now = self.clock.now();
-        let since = |span: Duration| now - chrono::Duration::from_std(span).unwrap_or(chrono::Duration::MAX);
-        let (in_hour, in_day): (Option<i64>, i64) = sqlx::query_as(
-            "SELECT SUM(created_at >= ?1), COUNT(*) FROM calls WHERE created_at >= ?2 AND (?3 IS NULL OR to_number = ?3)",
-        )
-        .bind(millis(since(hour)))
-        .bind(millis(since(day)))
-        .bind(to.map(PhoneNumber::as_str))
-        .fetch_one(&self.pool)
-        .await?;
-        let count = |n: i64| u64::try_from(n).unwrap_or_default();
-        Ok((count(in_hour.unwrap_or_default()), count(in_day)))
-    }
-
     async fn last_joke_for(&self, to: &PhoneNumber) -> Result<Option<String>, StoreError> {
         let joke = sqlx::query_scalar(
             "SELECT joke FROM calls WHERE to_number = ? AND joke IS NOT NULL ORDER BY updated_at DESC LIMIT 1",
@@ -517,19 +506,20 @@ impl Store for SqliteStore {
 
     #[tracing::instrument(skip(self, entry), fields(call_id = %id))]
     async fn reschedule(&self, id: CallId, from: DueAt, to: DueAt, entry: &HistoryEntry) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        let moved = sqlx::query(
-            "UPDATE calls SET due_at = ?, updated_at = ? WHERE id = ? AND status = 'scheduled' AND due_at = ?",
+        let mut tx = self.pool.begin_with(limits::IMMEDIATE).await?;
+        let moved: Option<String> = sqlx::query_scalar(
+            "UPDATE calls SET due_at = ?, updated_at = ? WHERE id = ? AND status = 'scheduled' AND due_at = ? \
+             RETURNING to_number",
         )
         .bind(millis(to.instant()))
         .bind(millis(self.clock.now()))
         .bind(id.to_string())
         .bind(millis(from.instant()))
-        .execute(&mut *tx)
+        .fetch_optional(&mut *tx)
         .await?;
-        if moved.rows_affected() == 0 {
-            return Ok(false);
-        }
+        let Some(number) = moved else { return Ok(false) };
+        let number = PhoneNumber::from_stored(number).ok_or_else(|| StoreError::Corrupt("phone number".into()))?;
+        limits::admit(&mut tx, &self.limits, id, &number, to.instant()).await?;
         insert_history(&mut *tx, id, entry).await?;
         tx.commit().await?;
         self.changes.publish(id);
@@ -544,9 +534,9 @@ impl Store for SqliteStore {
         retry: u32,
         rule: Option<RuleId>,
     ) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin_with(limits::IMMEDIATE).await?;
         let link = Link { rule, occurrence_at: None, retry: Some((first, retry)) };
-        let created = insert_call_row(&mut tx, call, &link, "retry_of, retry", self.clock.now()).await?;
+        let created = insert_call_row(&mut tx, call, &link, "retry_of, retry", self.clock.now(), &self.limits).await?;
         tx.commit().await?;
         if created {
             self.changes.publish(call.id);

@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
 
-use super::{Link, SqliteStore, from_millis, insert_call_row, insert_history, millis};
+use super::{Link, SqliteStore, from_millis, insert_call_row, insert_history, limits, millis};
 use crate::calls::{CallId, DueAt, HistoryEntry, PhoneNumber, Timezone};
 use crate::rules::{CatchUp, NewRule, Recurrence, Rule, RuleId, RuleStatus};
 use crate::store::{RuleStep, Stepped, StoreError};
@@ -134,7 +134,7 @@ impl SqliteStore {
     #[tracing::instrument(skip(self, step), fields(rule_id = %step.rule))]
     pub(super) async fn apply_rule_step(&self, step: &RuleStep) -> Result<Stepped, StoreError> {
         let now = self.clock.now();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin_with(limits::IMMEDIATE).await?;
         let moved = sqlx::query(
             "UPDATE schedules SET cursor_at = ?, note = COALESCE(?, note), updated_at = ? \
              WHERE id = ? AND cursor_at = ? AND status = 'active'",
@@ -151,8 +151,8 @@ impl SqliteStore {
         }
         let created = match &step.occurrence {
             Some((call, at)) => {
-                let link = Link { rule: Some(step.rule), occurrence_at: Some(*at), retry: None };
-                insert_call_row(&mut tx, call, &link, "rule_id, occurrence_at", now).await?
+                let link = Link { rule: Some(step.rule), occurrence_at: Some(at.instant()), retry: None };
+                insert_call_row(&mut tx, call, &link, "rule_id, occurrence_at", now, &self.limits).await?
             }
             None => false,
         };
