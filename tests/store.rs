@@ -1,8 +1,9 @@
 //! The store's contract, one suite for both backends (`sqlite::…` and `postgres::…`): claims take
 //! each due call once, by the store's clock, within the dial limits; leases fence off their
 //! former holders; takeovers happen once and only to orphaned dials; the inbox records each event
-//! once. The last tests are PostgreSQL's own: what several instances sharing one database see of
-//! each other.
+//! once; the first server secret kept is everyone's; sessions end when ended or run out. The
+//! last tests are PostgreSQL's own: what several instances sharing one database see of each
+//! other.
 
 mod common;
 
@@ -91,6 +92,8 @@ on_both_backends!(
     a_calls_events_lock_is_held_by_one_holder_at_a_time,
     listings_filter_by_status_and_count_the_calls_that_ended,
     scheduling_counts_are_per_number_and_in_all,
+    the_first_server_secret_kept_is_the_one_every_caller_gets,
+    a_session_is_active_until_it_is_ended_or_runs_out,
 );
 
 async fn a_stored_call_reads_back_with_its_first_history_entry(t: TestStore) {
@@ -352,6 +355,30 @@ async fn scheduling_counts_are_per_number_and_in_all(t: TestStore) {
     assert_eq!(t.store.count_scheduled(Some(&number), hour, day).await.expect("count"), (2, 2));
     assert_eq!(t.store.count_scheduled(Some(&elsewhere), hour, day).await.expect("count"), (0, 0));
     assert_eq!(t.store.count_scheduled(None, hour, day).await.expect("count"), (2, 2));
+}
+
+async fn the_first_server_secret_kept_is_the_one_every_caller_gets(t: TestStore) {
+    let first = t.store.server_secret(b"first secret").await.expect("secret");
+
+    let second = t.store.server_secret(b"second secret").await.expect("secret");
+
+    assert_eq!((first.as_slice(), second.as_slice()), (&b"first secret"[..], &b"first secret"[..]));
+}
+
+async fn a_session_is_active_until_it_is_ended_or_runs_out(t: TestStore) {
+    let store = &t.store;
+    store.start_session("kept", LONG).await.expect("start");
+    store.start_session("brief", Duration::from_secs(1)).await.expect("start");
+    assert!(store.session_active("kept").await.expect("look"));
+    assert!(!store.session_active("never-started").await.expect("look"));
+
+    store.end_session("kept").await.expect("end");
+
+    assert!(!store.session_active("kept").await.expect("look"), "an ended session still works");
+    eventually("the brief session ran out", || async {
+        (!store.session_active("brief").await.expect("look")).then_some(())
+    })
+    .await;
 }
 
 /// What instances sharing one PostgreSQL database see of each other.

@@ -9,6 +9,7 @@ mod dialing;
 mod inbox;
 mod notices;
 mod rules;
+mod sessions;
 
 use std::sync::Arc;
 use std::time::Duration;

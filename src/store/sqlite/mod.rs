@@ -9,6 +9,7 @@
 mod dialing;
 mod locks;
 mod rules;
+mod sessions;
 
 use std::str::FromStr;
 use std::time::Duration;
