@@ -87,9 +87,12 @@ pub enum ApiError {
         /// Seconds until a retry can succeed.
         retry_after_secs: u64,
     },
-    /// A form lacks its anti-forgery token (403).
+    /// A form lacks its anti-forgery token, or another site sent the change (403).
     #[error("{0}")]
     Forbidden(String),
+    /// The request names a host this service is not (421), e.g. a DNS-rebound name.
+    #[error("{0}")]
+    MisdirectedRequest(String),
     /// No such resource (404).
     #[error("{0}")]
     NotFound(String),
@@ -117,6 +120,7 @@ impl ApiError {
             Self::NotAllowed(..) => "not-allowed",
             Self::TooManyRequests { .. } => "rate-limited",
             Self::Forbidden(_) => "forbidden",
+            Self::MisdirectedRequest(_) => "misdirected-request",
             Self::NotFound(_) => "not-found",
             Self::Conflict(_) => "conflict",
             Self::Internal(_) => "internal",
@@ -151,6 +155,7 @@ impl ResponseError for ApiError {
             Self::NotAllowed(..) => StatusCode::FORBIDDEN,
             Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::MisdirectedRequest(_) => StatusCode::MISDIRECTED_REQUEST,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
