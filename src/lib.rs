@@ -283,7 +283,7 @@ fn dial_limits(config: &Config) -> DialLimits {
 async fn forms_key(config: &Config, store: &dyn Store) -> Result<Vec<u8>, store::StoreError> {
     match &config.secret {
         Some(secret) => Ok(secret.expose().as_bytes().to_vec()),
-        None => store.server_secret(&web::fresh_secret()).await,
+        None => store.server_secret(&web::csrf::fresh_key()).await,
     }
 }
 

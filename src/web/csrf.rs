@@ -19,6 +19,13 @@ use super::problem::ApiError;
 const COOKIE: &str = "dialajoke_csrf";
 /// Hex digits of the random part (16 bytes) and of the tag (the HMAC's first 16 bytes).
 const PART_LEN: usize = 32;
+/// Bytes of a key made when none is configured.
+const KEY_BYTES: usize = 32;
+
+/// A new random key, for the store to keep as the server secret when it has none yet.
+pub fn fresh_key() -> Vec<u8> {
+    mac::random_bytes(KEY_BYTES)
+}
 
 /// How the page's anti-forgery tokens are made and checked.
 pub struct Forms {

@@ -64,14 +64,6 @@ pub struct AppState {
     pub origins: origin::TrustedOrigins,
 }
 
-/// Bytes of a secret made when none is configured.
-const SECRET_BYTES: usize = 32;
-
-/// A new random server secret, for the store to keep when it has none yet.
-pub fn fresh_secret() -> Vec<u8> {
-    mac::random_bytes(SECRET_BYTES)
-}
-
 /// Largest API request body.
 const API_BODY_LIMIT: usize = 16 * 1024;
 
