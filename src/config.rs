@@ -89,7 +89,11 @@ const FIELDS: &[(&str, &str, Option<&str>)] = &[
     ("lease_secs", "DIALAJOKE_LEASE_SECS", Some("20")),
     ("instance_id", "DIALAJOKE_INSTANCE_ID", Some("single")),
     ("cors_origins", "DIALAJOKE_CORS_ORIGINS", Some("")),
+    ("allowed_hosts", "DIALAJOKE_ALLOWED_HOSTS", Some("")),
     ("api_token", "DIALAJOKE_API_TOKEN", None),
+    ("secret", "DIALAJOKE_SECRET", None),
+    ("session_secs", "DIALAJOKE_SESSION_SECS", Some("43200")),
+    ("secure_cookies", "DIALAJOKE_SECURE_COOKIES", Some("auto")),
     ("allowed_countries", "DIALAJOKE_ALLOWED_COUNTRIES", None),
     ("limit_per_number_hour", "DIALAJOKE_LIMIT_PER_NUMBER_HOUR", Some("10")),
     ("limit_per_number_day", "DIALAJOKE_LIMIT_PER_NUMBER_DAY", Some("30")),
@@ -159,10 +163,18 @@ pub struct Config {
     pub instance_id: String,
     /// Origins allowed by CORS (none by default).
     pub cors_origins: Vec<String>,
+    /// Host names the service answers to besides its own address and the public URL's host.
+    pub allowed_hosts: Vec<HostName>,
     /// How long shutdown waits for in-flight work.
     pub shutdown_timeout: Duration,
     /// The token the page and the API require, when set.
     pub api_token: Option<Secret>,
+    /// The key of the anti-forgery tokens; None: one generated once and kept in the database.
+    pub secret: Option<Secret>,
+    /// How long a sign-in lasts.
+    pub session_ttl: Duration,
+    /// Whether cookies carry `Secure`.
+    pub secure_cookies: SecureCookies,
     /// Where calls may go.
     pub allowed_countries: Countries,
     /// How many calls may ring near one another, per number and in all.
@@ -177,6 +189,68 @@ pub struct Config {
     pub retry: RetryPolicy,
     /// What to do when an answering machine picks up.
     pub machine: MachinePolicy,
+}
+
+/// A host name (lower case, or an IP address, IPv6 in brackets) with its port, or any port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostName {
+    /// The name, e.g. `jokes.example.org`, `10.0.0.7`, `[::1]`.
+    pub host: String,
+    /// The port, when only that one is meant.
+    pub port: Option<u16>,
+}
+
+impl HostName {
+    /// The host and port of an http(s) URL; None for a URL without a host.
+    pub fn of_url(url: &reqwest::Url) -> Option<Self> {
+        Some(Self { host: url.host_str()?.to_owned(), port: url.port() })
+    }
+}
+
+/// `name` or `name:port`, read as a URL's host would be.
+fn host_name(entry: &str) -> Result<HostName, ConfigError> {
+    let url = reqwest::Url::parse(&format!("http://{entry}")).ok().filter(|url| {
+        url.path() == "/" && url.username().is_empty() && url.query().is_none() && url.fragment().is_none()
+    });
+    url.as_ref()
+        .and_then(HostName::of_url)
+        .ok_or_else(|| invalid("allowed_hosts", format!("`{entry}` is not a host name or host:port")))
+}
+
+/// Whether the cookies the service sets carry `Secure` (sent over HTTPS only). Decided by
+/// configuration, never by a header a client or proxy sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SecureCookies {
+    /// When the public URL is `https`.
+    Auto,
+    /// Always.
+    Always,
+    /// Never (plain HTTP on a trusted network).
+    Never,
+}
+
+impl SecureCookies {
+    /// Whether cookies are secure for a service reached at `public_url`.
+    pub fn for_public_url(self, public_url: &str) -> bool {
+        match self {
+            Self::Auto => public_url.starts_with("https://"),
+            Self::Always => true,
+            Self::Never => false,
+        }
+    }
+}
+
+impl std::str::FromStr for SecureCookies {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text {
+            "auto" => Ok(Self::Auto),
+            "true" => Ok(Self::Always),
+            "false" => Ok(Self::Never),
+            other => Err(format!("`{other}` is not one of auto, true, false")),
+        }
+    }
 }
 
 /// Destination countries calls may go to.
@@ -250,14 +324,13 @@ impl Config {
             ring_timeout_secs: parse(v, "ring_timeout_secs")?,
             lease: Duration::from_secs(positive(v, "lease_secs")?),
             instance_id: required(v, "instance_id")?,
-            cors_origins: v["cors_origins"]
-                .split(',')
-                .map(str::trim)
-                .filter(|o| !o.is_empty())
-                .map(str::to_owned)
-                .collect(),
+            cors_origins: list(v, "cors_origins"),
+            allowed_hosts: list(v, "allowed_hosts").iter().map(|entry| host_name(entry)).collect::<Result<_, _>>()?,
             shutdown_timeout: Duration::from_secs(parse(v, "shutdown_secs")?),
             api_token: optional(v, "api_token").map(|t| checked_token(&t)).transpose()?,
+            secret: optional(v, "secret").map(|s| checked_secret(&s)).transpose()?,
+            session_ttl: session_lifetime(v)?,
+            secure_cookies: parse(v, "secure_cookies")?,
             allowed_countries: countries(v)?,
             limits: Limits {
                 per_number_hour: parse(v, "limit_per_number_hour")?,
@@ -327,6 +400,34 @@ where
         return Err(invalid(key, "must be greater than zero"));
     }
     Ok(value)
+}
+
+/// A comma-separated list, blanks dropped.
+fn list(v: &Values, key: &str) -> Vec<String> {
+    v.get(key).map_or_else(Vec::new, |text| {
+        text.split(',').map(str::trim).filter(|item| !item.is_empty()).map(str::to_owned).collect()
+    })
+}
+
+/// Longest sign-in accepted: a session that never ends is a cookie that is as good as the token.
+const MAX_SESSION_SECS: u64 = 366 * 24 * 3600;
+
+fn session_lifetime(v: &Values) -> Result<Duration, ConfigError> {
+    let secs: u64 = positive(v, "session_secs")?;
+    if secs > MAX_SESSION_SECS {
+        return Err(invalid("session_secs", format!("must be at most {MAX_SESSION_SECS} (a year)")));
+    }
+    Ok(Duration::from_secs(secs))
+}
+
+/// Shortest anti-forgery secret accepted (32 bytes of key material for the HMAC).
+const MIN_SECRET_LEN: usize = 32;
+
+fn checked_secret(secret: &str) -> Result<Secret, ConfigError> {
+    if secret.len() < MIN_SECRET_LEN {
+        return Err(invalid("secret", format!("must be at least {MIN_SECRET_LEN} characters")));
+    }
+    Ok(Secret::new(secret))
 }
 
 /// Shortest access token accepted: anything shorter could be guessed.
@@ -456,6 +557,26 @@ mod tests {
             ("DIALAJOKE_RETRY_SPACING_SECS", "0"),
             ("DIALAJOKE_ANSWERING_MACHINE", "voicemail"),
         ] {
+            let mut env = ACCOUNT.to_vec();
+            env.push((var, value));
+            let error = Config::from_sources(None, env_of(&env)).expect_err("must fail").to_string();
+            assert!(error.contains(var), "{error}");
+        }
+    }
+
+    #[test]
+    fn sessions_last_twelve_hours_cookies_follow_the_public_url_and_bad_values_are_named() {
+        let config = Config::from_sources(None, env_of(ACCOUNT)).expect("valid");
+        assert_eq!(config.session_ttl, Duration::from_secs(12 * 3600));
+        assert!(config.secure_cookies.for_public_url("https://jokes.example"));
+        assert!(!config.secure_cookies.for_public_url("http://127.0.0.1:8080"));
+        let bad = [
+            ("DIALAJOKE_SECURE_COOKIES", "yes"),
+            ("DIALAJOKE_SECRET", "short"),
+            ("DIALAJOKE_SESSION_SECS", "100000000"),
+            ("DIALAJOKE_ALLOWED_HOSTS", "jokes.example.org/path"),
+        ];
+        for (var, value) in bad {
             let mut env = ACCOUNT.to_vec();
             env.push((var, value));
             let error = Config::from_sources(None, env_of(&env)).expect_err("must fail").to_string();

@@ -113,17 +113,24 @@ impl Application {
         let plan = PlanSettings { grace: config.grace, hours: config.calling_hours, quiet: config.quiet_action };
         let materialiser = Materialiser::new(Arc::clone(&store), queue.clone(), plan);
         let closing = CancellationToken::new();
+        let secure_cookies = config.secure_cookies.for_public_url(&public_url);
+        let forms_key = forms_key(&config, store.as_ref())
+            .await
+            .map_err(|source| StartError::Store { url: store::redact_url(&config.database_url), source })?;
         let state = AppState {
             rules: RuleService::new(Arc::clone(&store), materialiser.clone(), policy(&config)),
-            calls: CallService::new(store, queue.clone(), policy(&config)),
+            calls: CallService::new(Arc::clone(&store), queue.clone(), policy(&config)),
             flow: flow.clone(),
             webhook_key: webhook_key(&config)?,
             templates: web::pages::templates()?,
             zone_names: chrono_tz::TZ_VARIANTS.iter().map(|tz| tz.name()).collect(),
             started_at: chrono::Utc::now(),
-            api_base: config.telnyx.api_base.clone(),
+            api_base: web::health::without_credentials(&config.telnyx.api_base),
             closing: closing.clone(),
-            access: web::auth::Access::new(config.api_token.clone()),
+            access: web::auth::Access::new(config.api_token.clone(), store, config.session_ttl, secure_cookies),
+            forms: web::csrf::Forms::new(forms_key, secure_cookies),
+            hosts: web::hosts::AllowedHosts::new(addr, &public_url, &config.allowed_hosts),
+            origins: web::origin::TrustedOrigins::new(&public_url, &config.cors_origins),
         };
         let server =
             serve(listener, actix::Data::new(state), &config).map_err(|source| StartError::Bind { addr, source })?;
@@ -270,6 +277,16 @@ fn dial_limits(config: &Config) -> DialLimits {
     DialLimits { rate: Some(rate), max_active: config.max_active_calls }
 }
 
+/// The key of the forms' anti-forgery tokens: `DIALAJOKE_SECRET`, or else the secret kept in the
+/// database (made by whichever instance started first), so every instance and every restart
+/// signs alike.
+async fn forms_key(config: &Config, store: &dyn Store) -> Result<Vec<u8>, store::StoreError> {
+    match &config.secret {
+        Some(secret) => Ok(secret.expose().as_bytes().to_vec()),
+        None => store.server_secret(&web::csrf::fresh_key()).await,
+    }
+}
+
 fn webhook_key(config: &Config) -> Result<Option<PublicKey>, StartError> {
     if config.allow_unsigned_webhooks {
         tracing::warn!(
@@ -287,11 +304,17 @@ fn serve(
     config: &Config,
 ) -> std::io::Result<actix_web::dev::Server> {
     let origins = config.cors_origins.clone();
+    // The last `wrap` is the outermost: every answer, refusals included, is formatted and carries
+    // the security headers; a misdirected request goes no further; CORS answers preflights before
+    // any check that wants credentials; bodies have their deadline before anything reads them.
     let server = HttpServer::new(move || {
         App::new()
-            .wrap(web::cors(&origins))
-            .wrap(web::security_headers())
             .wrap(from_fn(web::auth::require_access))
+            .wrap(from_fn(web::origin::refuse_cross_site))
+            .wrap(from_fn(web::deadline::limit_body_time))
+            .wrap(web::cors(&origins))
+            .wrap(from_fn(web::hosts::check_host))
+            .wrap(web::security_headers())
             .wrap(from_fn(web::problem::format_errors))
             .configure(web::configure(state.clone()))
     })

@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 
 const API_KEY: &str = "KEY-sekrit-0123456789-telnyx";
 const TOKEN: &str = "TOKEN-sekrit-0123456789-page";
+const FORMS_SECRET: &str = "FORMS-sekrit-0123456789-0123456789-hmac";
 
 async fn until_ready(http: &reqwest::Client, base: &str) {
     for _ in 0..200 {
@@ -21,7 +22,7 @@ async fn until_ready(http: &reqwest::Client, base: &str) {
 }
 
 #[tokio::test]
-async fn neither_the_api_key_nor_the_access_token_ever_appears_in_output_or_responses() {
+async fn neither_the_api_key_the_access_token_nor_the_forms_secret_ever_appears_in_output_or_responses() {
     let simulator = sim::start(SimConfig::local(API_KEY)).await.expect("simulator");
     let dir = tempfile::tempdir().expect("temp dir");
     let port = std::net::TcpListener::bind("127.0.0.1:0").expect("port").local_addr().expect("addr").port();
@@ -34,6 +35,7 @@ async fn neither_the_api_key_nor_the_access_token_ever_appears_in_output_or_resp
         .env("DIALAJOKE_BIND", format!("127.0.0.1:{port}"))
         .env("DIALAJOKE_PUBLIC_URL", &base)
         .env("DIALAJOKE_API_TOKEN", TOKEN)
+        .env("DIALAJOKE_SECRET", FORMS_SECRET)
         .env("TELNYX_API_KEY", API_KEY)
         .env("TELNYX_PUBLIC_KEY", simulator.public_key_base64())
         .env("TELNYX_CONNECTION_ID", "secrets-test")
@@ -91,6 +93,7 @@ async fn neither_the_api_key_nor_the_access_token_ever_appears_in_output_or_resp
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     bodies.push(http.get(format!("{base}/info")).send().await.expect("sent").text().await.expect("body"));
+    bodies.push(http.get(format!("{base}/login")).send().await.expect("sent").text().await.expect("body"));
 
     child.kill().expect("stopped");
     child.wait().expect("exited");
@@ -98,7 +101,7 @@ async fn neither_the_api_key_nor_the_access_token_ever_appears_in_output_or_resp
     let logs = format!("{}{}", read(&log_path), read(&err_path));
     assert_eq!(status, "completed", "the flow must have run for the search to mean something");
     assert!(logs.contains("dial"), "debug logs were captured");
-    for secret in [API_KEY, TOKEN] {
+    for secret in [API_KEY, TOKEN, FORMS_SECRET] {
         assert!(!logs.contains(secret), "a secret reached the log");
         assert!(bodies.iter().all(|body| !body.contains(secret)), "a secret reached a response");
     }

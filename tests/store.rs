@@ -1,8 +1,9 @@
 //! The store's contract, one suite for both backends (`sqlite::…` and `postgres::…`): claims take
 //! each due call once, by the store's clock, within the dial limits; leases fence off their
 //! former holders; takeovers happen once and only to orphaned dials; the inbox records each event
-//! once. The last tests are PostgreSQL's own: what several instances sharing one database see of
-//! each other.
+//! once; the first server secret kept is everyone's; sessions end when ended or run out. The
+//! last tests are PostgreSQL's own: what several instances sharing one database see of each
+//! other.
 
 mod common;
 
@@ -95,6 +96,8 @@ on_both_backends!(
     calls_ringing_within_an_hour_of_one_another_keep_to_the_limits_per_number_and_in_all,
     calls_that_never_ring_do_not_count_against_the_limits,
     writers_racing_on_two_instances_never_overshoot_a_limit,
+    the_first_server_secret_kept_is_the_one_every_caller_gets,
+    a_session_is_active_until_it_is_ended_or_runs_out,
 );
 
 async fn a_stored_call_reads_back_with_its_first_history_entry(t: TestStore) {
@@ -416,6 +419,30 @@ async fn writers_racing_on_two_instances_never_overshoot_a_limit(t: TestStore) {
     let listed = t.store.list_calls(&ListQuery { status: None, limit: 100, offset: 0 }).await.expect("list");
     let to_one = listed.iter().filter(|call| call.to.as_str() == "+35312345678").count();
     assert!((3..=5).contains(&to_one), "at most 5 to one number, the rest of the 8 to the other: {to_one}");
+}
+
+async fn the_first_server_secret_kept_is_the_one_every_caller_gets(t: TestStore) {
+    let first = t.store.server_secret(b"first secret").await.expect("secret");
+
+    let second = t.store.server_secret(b"second secret").await.expect("secret");
+
+    assert_eq!((first.as_slice(), second.as_slice()), (&b"first secret"[..], &b"first secret"[..]));
+}
+
+async fn a_session_is_active_until_it_is_ended_or_runs_out(t: TestStore) {
+    let store = &t.store;
+    store.start_session("kept", LONG).await.expect("start");
+    store.start_session("brief", Duration::from_secs(1)).await.expect("start");
+    assert!(store.session_active("kept").await.expect("look"));
+    assert!(!store.session_active("never-started").await.expect("look"));
+
+    store.end_session("kept").await.expect("end");
+
+    assert!(!store.session_active("kept").await.expect("look"), "an ended session still works");
+    eventually("the brief session ran out", || async {
+        (!store.session_active("brief").await.expect("look")).then_some(())
+    })
+    .await;
 }
 
 /// What instances sharing one PostgreSQL database see of each other.

@@ -6,7 +6,7 @@ mod common;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use common::{SIGNING_SEED, TestApp, spawn_app, webhook_event};
+use common::{SIGNING_SEED, TestApp, post_trickled, spawn_app, webhook_event};
 use dialajoke::telnyx::signature::Signer;
 use futures_util::future::join_all;
 use serde_json::Value;
@@ -281,61 +281,18 @@ async fn a_burst_of_200_distinct_signed_webhooks_is_all_acknowledged_and_recorde
     assert_eq!(app.count_rows("inbox").await, 200);
 }
 
-/// Reads one HTTP response from a raw connection: the status code, the head in lower case, and
-/// the body (as long as its `content-length` says).
-async fn read_response(stream: &mut tokio::net::tcp::OwnedReadHalf) -> (u16, String, Vec<u8>) {
-    use tokio::io::AsyncReadExt;
-    let mut bytes = Vec::new();
-    let mut chunk = [0u8; 4096];
-    loop {
-        let read = stream.read(&mut chunk).await.expect("response readable");
-        bytes.extend_from_slice(&chunk[..read]);
-        let text = String::from_utf8_lossy(&bytes).to_lowercase();
-        if let Some(end) = text.find("\r\n\r\n") {
-            let head = text[..end].to_owned();
-            let length: usize = head
-                .lines()
-                .find_map(|line| line.strip_prefix("content-length:"))
-                .map_or(0, |value| value.trim().parse().expect("length"));
-            if bytes.len() >= end + 4 + length || read == 0 {
-                let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).expect("status line");
-                return (status, head, bytes[end + 4..].to_vec());
-            }
-        }
-        assert!(read > 0, "connection closed before a response: {:?}", String::from_utf8_lossy(&bytes));
-    }
-}
-
-/// Opens a connection, sends the head of a correctly signed webhook, then its body one byte
-/// every `pace`; returns what the service answered and when, from the end of the head.
+/// Sends the head of a correctly signed webhook, then its body one byte every `pace`; returns
+/// what the service answered and when, from the end of the head.
 async fn trickle_webhook(app: &TestApp, pace: Duration) -> ((u16, String, Vec<u8>), Duration) {
-    use tokio::io::AsyncWriteExt;
     let (_, body) = answered();
     let timestamp = now();
     let signature = trusted().sign(timestamp, &body);
-    let addr = app.base.trim_start_matches("http://");
-    let stream = tokio::net::TcpStream::connect(addr).await.expect("connects");
-    let (mut reader, mut writer) = stream.into_split();
-    let head = format!(
-        "POST /webhook HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\
-         {TIMESTAMP}: {timestamp}\r\n{SIGNATURE}: {signature}\r\n\r\n",
-        body.len()
-    );
-    writer.write_all(head.as_bytes()).await.expect("head sent");
-    let started = tokio::time::Instant::now();
-    let trickle = tokio::spawn(async move {
-        for byte in body {
-            // The service may have given up on us: stop writing then.
-            if writer.write_all(&[byte]).await.is_err() {
-                return;
-            }
-            tokio::time::sleep(pace).await;
-        }
-    });
-    let response = read_response(&mut reader).await;
-    let elapsed = started.elapsed();
-    trickle.abort();
-    (response, elapsed)
+    let headers = [
+        "content-type: application/json".to_owned(),
+        format!("{TIMESTAMP}: {timestamp}"),
+        format!("{SIGNATURE}: {signature}"),
+    ];
+    post_trickled(app, "/webhook", &headers, body, pace).await
 }
 
 /// Runs `work` while asking `/health` every 50 ms; returns its output, the slowest health answer
@@ -365,7 +322,7 @@ async fn while_probing_health<T>(app: &TestApp, work: impl std::future::Future<O
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bodies_trickled_byte_by_byte_are_cut_off_with_a_408_problem_while_other_requests_are_answered() {
-    use dialajoke::web::webhook::BODY_DEADLINE;
+    use dialajoke::web::deadline::BODY_DEADLINE;
     let app = spawn_app().await;
 
     let slow = join_all((0..16).map(|_| trickle_webhook(&app, Duration::from_millis(100))));

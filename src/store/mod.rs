@@ -1,12 +1,14 @@
-//! Durable state: calls, their history, recurring rules and the webhook inbox, behind one trait
-//! so the embedded SQLite file and a shared PostgreSQL database are interchangeable. Whatever
-//! depends on time (is a call due, did a lease run out, how many dials went out lately) is decided
-//! by the store's own clock, so instances whose clocks disagree still agree on it.
+//! Durable state: calls, their history, recurring rules, the webhook inbox and the web's
+//! sessions, behind one trait so the embedded SQLite file and a shared PostgreSQL database are
+//! interchangeable. Whatever depends on time (is a call due, did a lease run out, how many dials
+//! went out lately) is decided by the store's own clock, so instances whose clocks disagree still
+//! agree on it.
 
 mod dialing;
 mod feeds;
 mod limits;
 mod postgres;
+mod sessions;
 mod sqlite;
 
 use std::sync::Arc;
@@ -23,6 +25,7 @@ use crate::rules::{NewRule, Occurrence, Rule, RuleId, RuleStatus};
 pub use dialing::{Claimed, DialLimits, HeldBack, LeaseTerms, TakenOver, Takeover};
 pub use feeds::{ChangeFeed, EventsLock, QueueNotice};
 pub use postgres::PgStore;
+pub use sessions::Sessions;
 pub use sqlite::SqliteStore;
 
 /// Why the store could not do what was asked.
@@ -164,7 +167,7 @@ pub struct PendingEvent {
 /// [`Store::reschedule`]) keeps to them in the same atomic step: one that would break them changes
 /// nothing and fails with [`StoreError::LimitReached`].
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: Sessions + Send + Sync + 'static {
     /// Checks the database answers.
     async fn ping(&self) -> Result<(), StoreError>;
     /// The store's clock: the time every due time, lease and dial window is measured against.

@@ -22,6 +22,17 @@ async fn ready(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     Ok(HttpResponse::Ok().json(json!({ "status": "ready" })))
 }
 
+/// `url` without the credentials a URL can carry (user, password, query, fragment), for showing.
+pub fn without_credentials(url: &str) -> String {
+    let Ok(mut url) = reqwest::Url::parse(url) else { return "(not a URL)".into() };
+    // Clearing the user and password only fails for URLs that cannot have them.
+    let _ = url.set_username("");
+    let _ = url.set_password(None);
+    url.set_query(None);
+    url.set_fragment(None);
+    url.as_str().trim_end_matches('/').to_owned()
+}
+
 async fn info(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok().json(json!({
         "name": env!("CARGO_PKG_NAME"),

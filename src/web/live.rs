@@ -19,7 +19,6 @@ use tokio::sync::broadcast::error::RecvError;
 use tokio::time::{Interval, MissedTickBehavior};
 
 use super::AppState;
-use super::csrf;
 use super::pages::{self, Row};
 use super::problem::ApiError;
 use crate::calls::CallId;
@@ -36,12 +35,13 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 
 #[tracing::instrument(skip_all)]
 async fn events(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    // Rows carry cancel forms, which need the viewer's own anti-forgery token.
+    let csrf_token = state.forms.existing(&req).unwrap_or_default();
     let feed = Feed {
         changes: state.calls.changes(),
         state: state.into_inner(),
         zone: pages::viewer_zone(&req),
-        // Rows carry cancel forms, which need the viewer's own anti-forgery token.
-        csrf_token: csrf::existing(&req).unwrap_or_default(),
+        csrf_token,
         keep_alive: keep_alive(),
         started: false,
     };

@@ -1,17 +1,23 @@
 //! The HTTP face of the service: the pages and their live updates, the JSON API of calls and of
 //! recurring rules, webhook intake and health checks, all behind the error-formatting
-//! middleware, CORS and security headers.
+//! middleware, the security headers, the Host allow-list, CORS, the body deadline, the
+//! cross-site check and the access check, in that order from the outside in.
 
 pub mod api;
 pub mod auth;
 pub mod chart;
-mod csrf;
+pub mod csrf;
+pub mod deadline;
 pub mod health;
+pub mod hosts;
 pub mod live;
+mod mac;
+pub mod origin;
 pub mod pages;
 pub mod problem;
 pub mod rule_pages;
 pub mod schedules;
+mod throttle;
 pub mod timeline;
 pub mod webhook;
 
@@ -43,13 +49,19 @@ pub struct AppState {
     pub zone_names: Vec<&'static str>,
     /// When the service started.
     pub started_at: DateTime<Utc>,
-    /// The Telnyx API base in use (shown by `/info`, never the key).
+    /// The Telnyx API base in use, without any credentials written into it (shown by `/info`).
     pub api_base: String,
     /// Cancelled when the service starts to stop, so streams that never end by themselves (the
     /// pages' live updates) close and do not hold up the graceful shutdown.
     pub closing: CancellationToken,
     /// Who may use the page and the API.
     pub access: auth::Access,
+    /// How the forms' anti-forgery tokens are made and checked.
+    pub forms: csrf::Forms,
+    /// The host names requests may be for.
+    pub hosts: hosts::AllowedHosts,
+    /// The origins besides a request's own that may change things.
+    pub origins: origin::TrustedOrigins,
 }
 
 /// Largest API request body.

@@ -15,8 +15,9 @@ use tera::{Context, Tera};
 
 use super::AppState;
 use super::api::{local_time, path_id};
+use super::auth;
 use super::chart::{self, Chart};
-use super::csrf::{self, Token};
+use super::csrf::Token;
 use super::problem::{ApiError, Problem};
 use super::rule_pages;
 use super::schedules::RuleView;
@@ -183,7 +184,7 @@ pub(super) async fn render_index(
     let (mut upcoming, recent): (Vec<&Call>, Vec<&Call>) = calls.iter().partition(|c| !c.status.is_terminal());
     // What happens next comes first; the history below stays newest first.
     upcoming.sort_by_key(|c| c.due_at);
-    let token = Token::for_request(req);
+    let token = state.forms.token_for(req);
     let mut context = Context::new();
     let form = page.form;
     context.insert(
@@ -204,6 +205,7 @@ pub(super) async fn render_index(
     context.insert("chart", &outcome_chart(state, viewer_zone(req)).await?);
     context.insert("timezones", &state.zone_names);
     context.insert("csrf_token", token.value());
+    context.insert("signed_in", &auth::is_signed_in(req));
     Ok(html(status, &token, render(state, "index.html", &context)?))
 }
 
@@ -257,7 +259,7 @@ async fn schedule(
     form: web::Form<HashMap<String, String>>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    csrf::check(&req, &form)?;
+    state.forms.check(&req, &form)?;
     let field = |name: &str| form.get(name).map(|v| v.trim().to_owned());
     let input = ScheduleInput {
         to: field("to"),
@@ -284,11 +286,12 @@ async fn detail(req: HttpRequest, id: web::Path<String>, state: web::Data<AppSta
     let id = path_id(&id)?;
     let (call, history) =
         state.calls.get(id).await?.ok_or_else(|| ApiError::NotFound(format!("no call with id `{id}`")))?;
-    let token = Token::for_request(&req);
+    let token = state.forms.token_for(&req);
     let mut context = Context::new();
     context.insert("call", &Row::from(&call));
     context.insert("steps", &timeline::steps(&call, &history));
     context.insert("csrf_token", token.value());
+    context.insert("signed_in", &auth::is_signed_in(&req));
     Ok(html(StatusCode::OK, &token, render(&state, "call.html", &context)?))
 }
 
@@ -299,7 +302,7 @@ async fn cancel(
     form: web::Form<HashMap<String, String>>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    csrf::check(&req, &form)?;
+    state.forms.check(&req, &form)?;
     let call = state.calls.cancel(path_id(&id)?).await?;
     Ok(HttpResponse::SeeOther().insert_header((header::LOCATION, format!("/?cancelled={}", call.id))).finish())
 }

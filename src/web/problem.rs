@@ -91,9 +91,12 @@ pub enum ApiError {
     /// `Retry-After`: asking again later does not help, another time does.
     #[error("{0}")]
     LimitReached(String),
-    /// A form lacks its anti-forgery token (403).
+    /// A form lacks its anti-forgery token, or another site sent the change (403).
     #[error("{0}")]
     Forbidden(String),
+    /// The request names a host this service is not (421), e.g. a DNS-rebound name.
+    #[error("{0}")]
+    MisdirectedRequest(String),
     /// No such resource (404).
     #[error("{0}")]
     NotFound(String),
@@ -122,6 +125,7 @@ impl ApiError {
             Self::TooManyRequests { .. } => "rate-limited",
             Self::LimitReached(_) => "limit-reached",
             Self::Forbidden(_) => "forbidden",
+            Self::MisdirectedRequest(_) => "misdirected-request",
             Self::NotFound(_) => "not-found",
             Self::Conflict(_) => "conflict",
             Self::Internal(_) => "internal",
@@ -156,6 +160,7 @@ impl ResponseError for ApiError {
             Self::NotAllowed(..) => StatusCode::FORBIDDEN,
             Self::TooManyRequests { .. } | Self::LimitReached(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::MisdirectedRequest(_) => StatusCode::MISDIRECTED_REQUEST,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,

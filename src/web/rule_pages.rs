@@ -8,7 +8,6 @@ use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, web};
 
 use super::AppState;
-use super::csrf;
 use super::pages::{FormState, render_index};
 use super::problem::ApiError;
 use super::schedules::rule_path_id;
@@ -50,7 +49,7 @@ async fn create(
     form: web::Form<HashMap<String, String>>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    csrf::check(&req, &form)?;
+    state.forms.check(&req, &form)?;
     let field = |name: &str| form.get(name).map(|v| v.trim().to_owned());
     let input = RuleInput {
         to: field("to"),
@@ -80,7 +79,7 @@ async fn act(
     form: web::Form<HashMap<String, String>>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    csrf::check(&req, &form)?;
+    state.forms.check(&req, &form)?;
     let (raw, action) = path.into_inner();
     let id = rule_path_id(&raw)?;
     let location = match action.as_str() {

@@ -314,3 +314,37 @@ async fn a_weekly_call_set_up_on_the_page_shows_its_next_sunday_and_can_be_pause
     browser.assert_only_local_requests().await;
     browser.close().await;
 }
+
+/// Waits until the page at `path` has loaded.
+async fn on_page(browser: &Browser, path: &str) {
+    let script = "return location.pathname === arguments[0] && document.readyState === 'complete';";
+    browser.wait_until(&format!("{path} has loaded"), script, vec![json!(path)]).await;
+}
+
+#[tokio::test]
+async fn with_a_token_a_person_signs_in_schedules_a_call_and_signs_out_and_is_then_asked_again() {
+    const TOKEN: &str = "correct-horse-battery-staple";
+    let mut options = Options::default();
+    options.env.push(("DIALAJOKE_API_TOKEN", TOKEN.to_owned()));
+    let Some((browser, app)) = start(options).await else { return };
+    browser.open(&app.base, "/").await;
+    on_page(&browser, "/login").await;
+
+    type_into(&browser, "#token", TOKEN).await;
+    click(&browser, "form[action='/login'] button[type=submit]").await;
+    on_page(&browser, "/").await;
+    type_into(&browser, "#to", IRISH).await;
+    set_value(&browser, "#date", &tomorrow_in_los_angeles().format("%Y-%m-%d").to_string()).await;
+    set_value(&browser, "#time", "12:00").await;
+    click(&browser, "#schedule-form button[type=submit]").await;
+    arrived(&browser, "scheduled").await;
+    browser.screenshot("signed-in").await;
+    click(&browser, ".sign-out button").await;
+
+    on_page(&browser, "/login").await;
+    browser.open(&app.base, "/").await;
+    on_page(&browser, "/login").await;
+    assert_eq!(app.count_rows("calls").await, 1);
+    browser.assert_only_local_requests().await;
+    browser.close().await;
+}

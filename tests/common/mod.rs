@@ -294,3 +294,61 @@ pub async fn wait_until(what: &str, done: impl Fn() -> bool) {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// Reads one HTTP response from a raw connection: the status code, the head in lower case, and
+/// the body (as long as its `content-length` says).
+async fn read_response(stream: &mut tokio::net::tcp::OwnedReadHalf) -> (u16, String, Vec<u8>) {
+    use tokio::io::AsyncReadExt;
+    let mut bytes = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        let read = stream.read(&mut chunk).await.expect("response readable");
+        bytes.extend_from_slice(&chunk[..read]);
+        let text = String::from_utf8_lossy(&bytes).to_lowercase();
+        if let Some(end) = text.find("\r\n\r\n") {
+            let head = text[..end].to_owned();
+            let length: usize = head
+                .lines()
+                .find_map(|line| line.strip_prefix("content-length:"))
+                .map_or(0, |value| value.trim().parse().expect("length"));
+            if bytes.len() >= end + 4 + length || read == 0 {
+                let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).expect("status line");
+                return (status, head, bytes[end + 4..].to_vec());
+            }
+        }
+        assert!(read > 0, "connection closed before a response: {:?}", String::from_utf8_lossy(&bytes));
+    }
+}
+
+/// Opens a connection, sends the head of `POST path` with `headers` (each `name: value`) and the
+/// body's length, then the body one byte every `pace`; returns what the service answered and
+/// when, from the end of the head.
+pub async fn post_trickled(
+    app: &TestApp,
+    path: &str,
+    headers: &[String],
+    body: Vec<u8>,
+    pace: Duration,
+) -> ((u16, String, Vec<u8>), Duration) {
+    use tokio::io::AsyncWriteExt;
+    let addr = app.base.trim_start_matches("http://");
+    let stream = tokio::net::TcpStream::connect(addr).await.expect("connects");
+    let (mut reader, mut writer) = stream.into_split();
+    let extra: String = headers.iter().map(|h| format!("{h}\r\n")).collect();
+    let head = format!("POST {path} HTTP/1.1\r\nhost: {addr}\r\n{extra}content-length: {}\r\n\r\n", body.len());
+    writer.write_all(head.as_bytes()).await.expect("head sent");
+    let started = tokio::time::Instant::now();
+    let trickle = tokio::spawn(async move {
+        for byte in body {
+            // The service may have given up on us: stop writing then.
+            if writer.write_all(&[byte]).await.is_err() {
+                return;
+            }
+            tokio::time::sleep(pace).await;
+        }
+    });
+    let response = read_response(&mut reader).await;
+    let elapsed = started.elapsed();
+    trickle.abort();
+    (response, elapsed)
+}

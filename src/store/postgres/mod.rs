@@ -10,6 +10,7 @@ mod inbox;
 mod limits;
 mod notices;
 mod rules;
+mod sessions;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -10,6 +10,7 @@ mod dialing;
 mod limits;
 mod locks;
 mod rules;
+mod sessions;
 
 use std::str::FromStr;
 use std::time::Duration;
