@@ -226,6 +226,10 @@ impl CallFlow {
             tracing::info!(event_id = %hook.id, event_type = %hook.event_type, "event for a call we did not make; ignored");
             return Ok(());
         };
+        if let Err(stray) = state::admits(call.status, call.call_control_id.as_deref(), hook.call_control_id.as_deref())
+        {
+            return Ok(self.ignore(&call, &hook, &stray).await?);
+        }
         let entry = HistoryEntry::now(hook.event_type.clone(), describe(&hook.kind));
         let id = call.id;
         match &hook.kind {
@@ -245,6 +249,16 @@ impl CallFlow {
             EventKind::MachineGreetingEnded { .. } => self.on_greeting_ended(call, &hook, entry).await,
             EventKind::Other => Ok(self.inner.store.append_history(call.id, &entry).await?),
         }
+    }
+
+    /// Records in the call's history that `hook` came and why it changed nothing; the event is
+    /// then done with, like any applied one.
+    async fn ignore(&self, call: &Call, hook: &Webhook, stray: &state::Stray) -> Result<(), StoreError> {
+        let leg =
+            hook.call_control_id.as_deref().map_or_else(|| "naming no leg".to_owned(), |leg| format!("on leg {leg}"));
+        let detail = format!("{} {leg} ignored: {stray}", hook.event_type);
+        tracing::warn!(call_id = %call.id, event_id = %hook.id, %detail, "event not about this call's leg");
+        self.inner.store.append_history(call.id, &HistoryEntry::now("event_ignored", Some(detail))).await
     }
 
     async fn find_call(&self, hook: &Webhook) -> Result<Option<Call>, StoreError> {
