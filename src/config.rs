@@ -8,10 +8,10 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
-use crate::calls::PhoneNumber;
 use crate::calls::hours::{CallingHours, QuietAction};
 use crate::calls::machine::MachinePolicy;
 use crate::calls::retry::RetryPolicy;
+use crate::calls::{NumberType, PhoneNumber};
 
 /// A value that must never be printed: its `Debug` and `Display` show `[redacted]`.
 #[derive(Clone, PartialEq, Eq)]
@@ -90,6 +90,7 @@ const FIELDS: &[(&str, &str, Option<&str>)] = &[
     ("cors_origins", "DIALAJOKE_CORS_ORIGINS", Some("")),
     ("api_token", "DIALAJOKE_API_TOKEN", None),
     ("allowed_countries", "DIALAJOKE_ALLOWED_COUNTRIES", None),
+    ("allowed_number_types", "DIALAJOKE_ALLOWED_NUMBER_TYPES", Some("")),
     ("limit_per_number_hour", "DIALAJOKE_LIMIT_PER_NUMBER_HOUR", Some("10")),
     ("limit_per_number_day", "DIALAJOKE_LIMIT_PER_NUMBER_DAY", Some("30")),
     ("limit_global_hour", "DIALAJOKE_LIMIT_GLOBAL_HOUR", Some("1000")),
@@ -164,6 +165,8 @@ pub struct Config {
     pub api_token: Option<Secret>,
     /// Where calls may go.
     pub allowed_countries: Countries,
+    /// Number types refused by default (satellite, personal…) that may be called all the same.
+    pub allowed_number_types: Vec<NumberType>,
     /// How many calls may be scheduled per number and in all.
     pub limits: Limits,
     /// For tests of clock skew only: how far this instance's own clock is set off, in seconds.
@@ -271,6 +274,7 @@ impl Config {
             shutdown_timeout: Duration::from_secs(parse(v, "shutdown_secs")?),
             api_token: optional(v, "api_token").map(|t| checked_token(&t)).transpose()?,
             allowed_countries: countries(v)?,
+            allowed_number_types: number_types(v)?,
             limits: Limits {
                 per_number_hour: parse(v, "limit_per_number_hour")?,
                 per_number_day: parse(v, "limit_per_number_day")?,
@@ -371,6 +375,13 @@ fn countries(v: &Values) -> Result<Countries, ConfigError> {
     Ok(Countries::Only(codes))
 }
 
+/// The number types that may be called although they are refused by default (none unless set).
+fn number_types(v: &Values) -> Result<Vec<NumberType>, ConfigError> {
+    let list = optional(v, "allowed_number_types").unwrap_or_default();
+    let names = list.split(',').map(|name| name.trim().to_ascii_lowercase()).filter(|name| !name.is_empty());
+    names.map(|name| name.parse().map_err(|e: String| invalid("allowed_number_types", e))).collect()
+}
+
 fn checked_url(url: &str, key: &str) -> Result<String, ConfigError> {
     let parsed = reqwest::Url::parse(url).map_err(|e| invalid(key, format!("not a URL: {e}")))?;
     if !matches!(parsed.scheme(), "http" | "https") {
@@ -444,6 +455,19 @@ mod tests {
     fn the_api_key_never_prints() {
         let config = Config::from_sources(None, env_of(ACCOUNT)).expect("valid");
         assert!(!format!("{config:?}").contains("KEY0123"));
+    }
+
+    #[test]
+    fn no_number_type_refused_by_default_is_allowed_unless_named_and_unknown_names_are_refused() {
+        let unset = Config::from_sources(None, env_of(ACCOUNT)).expect("valid");
+        assert_eq!(unset.allowed_number_types, []);
+        let mut env = ACCOUNT.to_vec();
+        env.push(("DIALAJOKE_ALLOWED_NUMBER_TYPES", " Satellite, personal "));
+        let set = Config::from_sources(None, env_of(&env)).expect("valid");
+        assert_eq!(set.allowed_number_types, [NumberType::Satellite, NumberType::Personal]);
+        env.push(("DIALAJOKE_ALLOWED_NUMBER_TYPES", "satellite,premium"));
+        let error = Config::from_sources(None, env_of(&env)).expect_err("unknown type").to_string();
+        assert!(error.contains("DIALAJOKE_ALLOWED_NUMBER_TYPES") && error.contains("premium"), "{error}");
     }
 
     #[test]

@@ -244,6 +244,7 @@ fn policy(config: &Config) -> Policy {
     Policy {
         horizon: config.horizon,
         countries: config.allowed_countries.clone(),
+        number_types: config.allowed_number_types.clone(),
         limits: config.limits,
         hours: config.calling_hours,
     }

@@ -1,6 +1,6 @@
 //! Abuse protection: an access token for the page and the API when configured, destination
-//! countries (by default only the caller id's own), and per-number and global scheduling limits.
-//! Every refusal is a clear problem document and stores nothing.
+//! countries (by default only the caller id's own) and number types, and per-number and global
+//! scheduling limits. Every refusal is a clear problem document and stores nothing.
 
 mod common;
 
@@ -154,4 +154,67 @@ async fn the_whole_service_stops_scheduling_at_its_daily_limit() {
 
     assert!(refused["detail"].as_str().expect("detail").contains("in all"));
     assert_eq!(app.count_rows("calls").await, 3);
+}
+
+/// Numbers that cost far more than a line or a mobile, each with the words its refusal uses.
+const COSTLY: [(&str, &str); 8] = [
+    ("+881 6 1234 5678", "satellite"),
+    ("+870 301 234 567", "satellite"),
+    ("+882 342 1234", "international network"),
+    ("+883 510 012 345", "international network"),
+    ("+888 1234 5678 901", "international network"),
+    ("+44 70 1234 5678", "personal"),
+    ("+353 700 123 456", "personal"),
+    ("+44 76 4012 3456", "pager"),
+];
+
+fn weekly_rule(to: &str) -> Value {
+    json!({"to": to, "timezone": "Europe/Dublin", "repeat": "weekly", "day": "sun", "time": "10:00"})
+}
+
+#[tokio::test]
+async fn with_every_country_allowed_satellite_network_personal_and_pager_numbers_are_still_refused_naming_to() {
+    let app = spawn_app_with(with_env(&[("DIALAJOKE_ALLOWED_COUNTRIES", "*")])).await;
+
+    for (number, kind) in COSTLY {
+        for response in [
+            app.post_call(&json!({"to": number, "at": at_in(LATER)})).await,
+            app.post_schedule(&weekly_rule(number)).await,
+        ] {
+            let refused = problem(response, 403).await;
+            assert_eq!(refused["errors"][0]["field"], "to", "{number}");
+            assert!(refused["detail"].as_str().expect("detail").contains(kind), "{number}: {refused}");
+        }
+    }
+
+    assert_eq!((app.count_rows("calls").await, app.count_rows("schedules").await), (0, 0));
+    assert_eq!(app.post_call(&json!({"to": IRISH, "at": at_in(LATER)})).await.status(), 201);
+}
+
+#[tokio::test]
+async fn a_personal_number_in_an_allowed_country_is_refused_by_default() {
+    let app = spawn_app_with(with_env(&[("DIALAJOKE_ALLOWED_COUNTRIES", "IE")])).await;
+
+    let refused = problem(app.post_call(&json!({"to": "+353 700 123 456", "at": at_in(LATER)})).await, 403).await;
+
+    assert_eq!(refused["errors"][0]["field"], "to");
+    assert!(refused["detail"].as_str().expect("detail").contains("personal numbers"), "{refused}");
+    assert_eq!(app.count_rows("calls").await, 0);
+}
+
+#[tokio::test]
+async fn a_number_type_allowed_by_name_may_be_called_and_the_others_stay_refused() {
+    let app = spawn_app_with(with_env(&[
+        ("DIALAJOKE_ALLOWED_COUNTRIES", "*"),
+        ("DIALAJOKE_ALLOWED_NUMBER_TYPES", "satellite,personal"),
+    ]))
+    .await;
+
+    for number in ["+881 6 1234 5678", "+44 70 1234 5678"] {
+        assert_eq!(app.post_call(&json!({"to": number, "at": at_in(LATER)})).await.status(), 201, "{number}");
+    }
+    assert_eq!(app.post_schedule(&weekly_rule("+870 301 234 567")).await.status(), 201);
+    for number in ["+883 510 012 345", "+44 76 4012 3456"] {
+        assert_eq!(app.post_call(&json!({"to": number, "at": at_in(LATER)})).await.status(), 403, "{number}");
+    }
 }

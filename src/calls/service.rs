@@ -98,7 +98,7 @@ impl CallService {
     /// Refuses destinations outside the allowed countries, numbers or totals over the limits, and
     /// moments in the callee's quiet hours (named against the field that set the moment).
     async fn check_policy(&self, input: &ScheduleInput, schedule: &Schedule) -> Result<(), ScheduleError> {
-        self.policy.check_country(&schedule.to)?;
+        self.policy.check_destination(&schedule.to)?;
         let zone = callee_zone(schedule.timezone, &schedule.to);
         if let Some(allowed) = self.policy.hours.next_allowed(schedule.due_at.instant(), zone) {
             let field = if input.at.is_some() { "at" } else { "time" };

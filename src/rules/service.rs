@@ -60,7 +60,7 @@ impl RuleService {
         let rule = input::parse(input).map_err(RuleError::Invalid)?;
         // The store's clock starts the rule's cursor and decides when its calls are due.
         let now = self.store.now().await?;
-        self.policy.check_country(&rule.to)?;
+        self.policy.check_destination(&rule.to)?;
         self.check_occurrences(&rule, now).map_err(RuleError::Invalid)?;
         self.policy.check_limits(self.store.as_ref(), None).await?;
         let stored = self.store.insert_rule(&rule, now).await?;
