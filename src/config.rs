@@ -91,6 +91,7 @@ const FIELDS: &[(&str, &str, Option<&str>)] = &[
     ("api_token", "DIALAJOKE_API_TOKEN", None),
     ("allowed_countries", "DIALAJOKE_ALLOWED_COUNTRIES", None),
     ("allowed_number_types", "DIALAJOKE_ALLOWED_NUMBER_TYPES", Some("")),
+    ("web_workers", "DIALAJOKE_WEB_WORKERS", Some("0")),
     ("limit_per_number_hour", "DIALAJOKE_LIMIT_PER_NUMBER_HOUR", Some("10")),
     ("limit_per_number_day", "DIALAJOKE_LIMIT_PER_NUMBER_DAY", Some("30")),
     ("limit_global_hour", "DIALAJOKE_LIMIT_GLOBAL_HOUR", Some("1000")),
@@ -167,6 +168,8 @@ pub struct Config {
     pub allowed_countries: Countries,
     /// Number types refused by default (satellite, personal…) that may be called all the same.
     pub allowed_number_types: Vec<NumberType>,
+    /// How many threads answer HTTP requests; None: one per core.
+    pub web_workers: Option<usize>,
     /// How many calls may be scheduled per number and in all.
     pub limits: Limits,
     /// For tests of clock skew only: how far this instance's own clock is set off, in seconds.
@@ -275,6 +278,7 @@ impl Config {
             api_token: optional(v, "api_token").map(|t| checked_token(&t)).transpose()?,
             allowed_countries: countries(v)?,
             allowed_number_types: number_types(v)?,
+            web_workers: Some(parse(v, "web_workers")?).filter(|workers| *workers > 0),
             limits: Limits {
                 per_number_hour: parse(v, "limit_per_number_hour")?,
                 per_number_day: parse(v, "limit_per_number_day")?,

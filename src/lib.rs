@@ -29,6 +29,7 @@ use crate::calls::flow::{CallFlow, FlowSettings};
 use crate::calls::policy::Policy;
 use crate::calls::service::CallService;
 use crate::config::Config;
+use crate::rules::checks::{CheckPool, Probe};
 use crate::rules::plan::PlanSettings;
 use crate::rules::service::RuleService;
 use crate::scheduler::materialise::Materialiser;
@@ -74,6 +75,14 @@ pub enum StartError {
     Housekeeping(#[from] tokio_cron_scheduler::JobSchedulerError),
 }
 
+/// What an embedder may plug into a built service to watch its insides (tests do; the service
+/// itself plugs in nothing).
+#[derive(Clone, Default)]
+pub struct Probes {
+    /// Called on the blocking pool as each new rule's occurrence check begins.
+    pub rule_check: Option<Probe>,
+}
+
 /// A built service, listening, not yet serving.
 pub struct Application {
     addr: SocketAddr,
@@ -98,6 +107,11 @@ impl Application {
     /// Like [`Application::build`] on a listener the caller opened (tests bind port 0 first so
     /// they know the public URL before the service starts).
     pub async fn build_on(config: Config, listener: TcpListener) -> Result<Self, StartError> {
+        Self::build_probed(config, listener, Probes::default()).await
+    }
+
+    /// Like [`Application::build_on`], with `probes` plugged in.
+    pub async fn build_probed(config: Config, listener: TcpListener, probes: Probes) -> Result<Self, StartError> {
         let addr = listener.local_addr().map_err(|source| StartError::Bind { addr: config.bind, source })?;
         let store = store::open(&config.database_url)
             .await
@@ -114,7 +128,12 @@ impl Application {
         let materialiser = Materialiser::new(Arc::clone(&store), queue.clone(), plan);
         let closing = CancellationToken::new();
         let state = AppState {
-            rules: RuleService::new(Arc::clone(&store), materialiser.clone(), policy(&config)),
+            rules: RuleService::new(
+                Arc::clone(&store),
+                materialiser.clone(),
+                policy(&config),
+                CheckPool::new(CheckPool::default_size(), probes.rule_check),
+            ),
             calls: CallService::new(store, queue.clone(), policy(&config)),
             flow: flow.clone(),
             webhook_key: webhook_key(&config)?,
@@ -288,16 +307,16 @@ fn serve(
     config: &Config,
 ) -> std::io::Result<actix_web::dev::Server> {
     let origins = config.cors_origins.clone();
-    let server = HttpServer::new(move || {
+    let mut server = HttpServer::new(move || {
         App::new()
             .wrap(web::cors(&origins))
             .wrap(web::security_headers())
             .wrap(from_fn(web::auth::require_access))
             .wrap(from_fn(web::problem::format_errors))
             .configure(web::configure(state.clone()))
-    })
-    .listen(listener)?
-    .shutdown_timeout(config.shutdown_timeout.as_secs())
-    .run();
-    Ok(server)
+    });
+    if let Some(workers) = config.web_workers {
+        server = server.workers(workers);
+    }
+    Ok(server.listen(listener)?.shutdown_timeout(config.shutdown_timeout.as_secs()).run())
 }

@@ -1,12 +1,14 @@
 //! Abuse protection: an access token for the page and the API when configured, destination
-//! countries (by default only the caller id's own) and number types, and per-number and global
-//! scheduling limits. Every refusal is a clear problem document and stores nothing.
+//! countries (by default only the caller id's own) and number types, per-number and global
+//! scheduling limits, and rule checks that never hold up other requests. Every refusal is a
+//! clear problem document and stores nothing.
 
 mod common;
 
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::Duration;
 
-use common::{Options, at_in, spawn_app_with};
+use common::{FLOW_BOUND, Options, at_in, spawn_app_with, wait_until, webhook_event};
 use serde_json::{Value, json};
 
 const TOKEN: &str = "correct-horse-battery-staple";
@@ -217,4 +219,81 @@ async fn a_number_type_allowed_by_name_may_be_called_and_the_others_stay_refused
     for number in ["+883 510 012 345", "+44 76 4012 3456"] {
         assert_eq!(app.post_call(&json!({"to": number, "at": at_in(LATER)})).await.status(), 403, "{number}");
     }
+}
+
+/// Holds the service's rule checks where they start until opened (and opens when dropped, so a
+/// failing test lets them go).
+#[derive(Clone, Default)]
+struct Gate(Arc<(Mutex<GateState>, Condvar)>);
+
+#[derive(Default)]
+struct GateState {
+    entered: usize,
+    open: bool,
+}
+
+impl Gate {
+    /// The probe the service calls as each check starts: it counts the check, then waits.
+    fn probe(&self) -> dialajoke::rules::checks::Probe {
+        let gate = self.clone();
+        Arc::new(move || {
+            let (state, opened) = &*gate.0;
+            let mut state = state.lock().unwrap_or_else(PoisonError::into_inner);
+            state.entered += 1;
+            while !state.open {
+                state = opened.wait(state).unwrap_or_else(PoisonError::into_inner);
+            }
+        })
+    }
+
+    fn entered(&self) -> usize {
+        self.0.0.lock().unwrap_or_else(PoisonError::into_inner).entered
+    }
+
+    fn open(&self) {
+        self.0.0.lock().unwrap_or_else(PoisonError::into_inner).open = true;
+        self.0.1.notify_all();
+    }
+}
+
+/// Opens the gate when the test ends, however it ends.
+struct OpenOnDrop(Gate);
+
+impl Drop for OpenOnDrop {
+    fn drop(&mut self) {
+        self.0.open();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rule_checks_in_flight_hold_up_neither_health_nor_webhooks_on_a_single_web_worker() {
+    let gate = Gate::default();
+    let _release = OpenOnDrop(gate.clone());
+    let mut options = with_env(&[("DIALAJOKE_WEB_WORKERS", "1")]);
+    options.probes.rule_check = Some(gate.probe());
+    let app = spawn_app_with(options).await;
+    // A pattern that never matches: the costliest search there was.
+    let never = json!({"to": IRISH, "timezone": "Europe/Dublin", "repeat": "cron", "cron": "0 0 31 2,4,6,9,11 *"});
+    let rules = futures_util::future::join_all((0..8).map(|_| app.post_schedule(&never)));
+    let meanwhile = async {
+        wait_until("a rule check is in flight", || gate.entered() > 0).await;
+        let health = tokio::time::timeout(FLOW_BOUND, app.http.get(format!("{}/health", app.base)).send()).await;
+        let webhook =
+            tokio::time::timeout(FLOW_BOUND, app.post_webhook(webhook_event("call.answered", |_| {}).1)).await;
+        gate.open();
+        (health, webhook)
+    };
+
+    let (responses, (health, webhook)) = tokio::join!(rules, meanwhile);
+
+    let health = health.expect("/health answered while rule checks were held").expect("sent");
+    assert_eq!(health.status(), 200);
+    assert_eq!(webhook.expect("the webhook answered while rule checks were held").status(), 200);
+    for response in responses {
+        assert_eq!(response.status(), 422);
+        let problem: Value = response.json().await.expect("problem JSON");
+        assert_eq!(problem["errors"][0]["field"], "cron", "{problem}");
+        assert!(problem["errors"][0]["message"].as_str().is_some_and(|m| m.contains("would not ring")), "{problem}");
+    }
+    assert_eq!(app.count_rows("schedules").await, 0);
 }
