@@ -475,6 +475,15 @@ mod tests {
     }
 
     #[test]
+    fn a_caller_id_of_a_type_refused_as_a_destination_is_still_a_valid_caller_id() {
+        let mut env = ACCOUNT.to_vec();
+        env.push(("TELNYX_FROM_NUMBER", "+881 6 1234 5678"));
+        env.push(("DIALAJOKE_ALLOWED_COUNTRIES", "IE"));
+        let config = Config::from_sources(None, env_of(&env)).expect("valid");
+        assert_eq!(config.telnyx.from_number.number_type(), Some(NumberType::Satellite));
+    }
+
+    #[test]
     fn no_limit_on_calls_at_once_unless_one_is_set() {
         let unset = Config::from_sources(None, env_of(ACCOUNT)).expect("valid");
         let mut env = ACCOUNT.to_vec();

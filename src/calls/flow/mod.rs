@@ -5,7 +5,8 @@
 //! ignores the repeat. One call's events are applied by one task of one instance at a time: a lock
 //! per call here, and the store's lock across instances. A call that ends busy or unanswered gets
 //! its retry here, keyed by (first call, retry number), so a replayed hangup never schedules a
-//! second one.
+//! second one. An event moves a call only if it is about the leg the call was dialed on (see
+//! [`state::admits`]); any other is kept in the call's history with the reason and changes nothing.
 
 mod answering;
 mod dialing;
