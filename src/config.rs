@@ -8,11 +8,11 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
-use crate::calls::PhoneNumber;
 use crate::calls::hours::{CallingHours, QuietAction};
 use crate::calls::limits::Limits;
 use crate::calls::machine::MachinePolicy;
 use crate::calls::retry::RetryPolicy;
+use crate::calls::{NumberType, PhoneNumber};
 
 /// A value that must never be printed: its `Debug` and `Display` show `[redacted]`.
 #[derive(Clone, PartialEq, Eq)]
@@ -95,6 +95,8 @@ const FIELDS: &[(&str, &str, Option<&str>)] = &[
     ("session_secs", "DIALAJOKE_SESSION_SECS", Some("43200")),
     ("secure_cookies", "DIALAJOKE_SECURE_COOKIES", Some("auto")),
     ("allowed_countries", "DIALAJOKE_ALLOWED_COUNTRIES", None),
+    ("allowed_number_types", "DIALAJOKE_ALLOWED_NUMBER_TYPES", Some("")),
+    ("web_workers", "DIALAJOKE_WEB_WORKERS", Some("0")),
     ("limit_per_number_hour", "DIALAJOKE_LIMIT_PER_NUMBER_HOUR", Some("10")),
     ("limit_per_number_day", "DIALAJOKE_LIMIT_PER_NUMBER_DAY", Some("30")),
     ("limit_global_hour", "DIALAJOKE_LIMIT_GLOBAL_HOUR", Some("1000")),
@@ -177,6 +179,10 @@ pub struct Config {
     pub secure_cookies: SecureCookies,
     /// Where calls may go.
     pub allowed_countries: Countries,
+    /// Number types refused by default (satellite, personal…) that may be called all the same.
+    pub allowed_number_types: Vec<NumberType>,
+    /// How many threads answer HTTP requests; None: one per core.
+    pub web_workers: Option<usize>,
     /// How many calls may ring near one another, per number and in all.
     pub limits: Limits,
     /// For tests of clock skew only: how far this instance's own clock is set off, in seconds.
@@ -332,6 +338,8 @@ impl Config {
             session_ttl: session_lifetime(v)?,
             secure_cookies: parse(v, "secure_cookies")?,
             allowed_countries: countries(v)?,
+            allowed_number_types: number_types(v)?,
+            web_workers: Some(parse(v, "web_workers")?).filter(|workers| *workers > 0),
             limits: Limits {
                 per_number_hour: parse(v, "limit_per_number_hour")?,
                 per_number_day: parse(v, "limit_per_number_day")?,
@@ -460,6 +468,13 @@ fn countries(v: &Values) -> Result<Countries, ConfigError> {
     Ok(Countries::Only(codes))
 }
 
+/// The number types that may be called although they are refused by default (none unless set).
+fn number_types(v: &Values) -> Result<Vec<NumberType>, ConfigError> {
+    let list = optional(v, "allowed_number_types").unwrap_or_default();
+    let names = list.split(',').map(|name| name.trim().to_ascii_lowercase()).filter(|name| !name.is_empty());
+    names.map(|name| name.parse().map_err(|e: String| invalid("allowed_number_types", e))).collect()
+}
+
 fn checked_url(url: &str, key: &str) -> Result<String, ConfigError> {
     let parsed = reqwest::Url::parse(url).map_err(|e| invalid(key, format!("not a URL: {e}")))?;
     if !matches!(parsed.scheme(), "http" | "https") {
@@ -533,6 +548,28 @@ mod tests {
     fn the_api_key_never_prints() {
         let config = Config::from_sources(None, env_of(ACCOUNT)).expect("valid");
         assert!(!format!("{config:?}").contains("KEY0123"));
+    }
+
+    #[test]
+    fn no_number_type_refused_by_default_is_allowed_unless_named_and_unknown_names_are_refused() {
+        let unset = Config::from_sources(None, env_of(ACCOUNT)).expect("valid");
+        assert_eq!(unset.allowed_number_types, []);
+        let mut env = ACCOUNT.to_vec();
+        env.push(("DIALAJOKE_ALLOWED_NUMBER_TYPES", " Satellite, personal "));
+        let set = Config::from_sources(None, env_of(&env)).expect("valid");
+        assert_eq!(set.allowed_number_types, [NumberType::Satellite, NumberType::Personal]);
+        env.push(("DIALAJOKE_ALLOWED_NUMBER_TYPES", "satellite,premium"));
+        let error = Config::from_sources(None, env_of(&env)).expect_err("unknown type").to_string();
+        assert!(error.contains("DIALAJOKE_ALLOWED_NUMBER_TYPES") && error.contains("premium"), "{error}");
+    }
+
+    #[test]
+    fn a_caller_id_of_a_type_refused_as_a_destination_is_still_a_valid_caller_id() {
+        let mut env = ACCOUNT.to_vec();
+        env.push(("TELNYX_FROM_NUMBER", "+881 6 1234 5678"));
+        env.push(("DIALAJOKE_ALLOWED_COUNTRIES", "IE"));
+        let config = Config::from_sources(None, env_of(&env)).expect("valid");
+        assert_eq!(config.telnyx.from_number.number_type(), Some(NumberType::Satellite));
     }
 
     #[test]

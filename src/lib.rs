@@ -29,6 +29,7 @@ use crate::calls::flow::{CallFlow, FlowSettings};
 use crate::calls::policy::Policy;
 use crate::calls::service::CallService;
 use crate::config::Config;
+use crate::rules::checks::{CheckPool, Probe};
 use crate::rules::plan::PlanSettings;
 use crate::rules::service::RuleService;
 use crate::scheduler::materialise::Materialiser;
@@ -74,6 +75,14 @@ pub enum StartError {
     Housekeeping(#[from] tokio_cron_scheduler::JobSchedulerError),
 }
 
+/// What an embedder may plug into a built service to watch its insides (tests do; the service
+/// itself plugs in nothing).
+#[derive(Clone, Default)]
+pub struct Probes {
+    /// Called on the blocking pool as each new rule's occurrence check begins.
+    pub rule_check: Option<Probe>,
+}
+
 /// A built service, listening, not yet serving.
 pub struct Application {
     addr: SocketAddr,
@@ -98,6 +107,11 @@ impl Application {
     /// Like [`Application::build`] on a listener the caller opened (tests bind port 0 first so
     /// they know the public URL before the service starts).
     pub async fn build_on(config: Config, listener: TcpListener) -> Result<Self, StartError> {
+        Self::build_probed(config, listener, Probes::default()).await
+    }
+
+    /// Like [`Application::build_on`], with `probes` plugged in.
+    pub async fn build_probed(config: Config, listener: TcpListener, probes: Probes) -> Result<Self, StartError> {
         let addr = listener.local_addr().map_err(|source| StartError::Bind { addr: config.bind, source })?;
         let store = store::open(&config.database_url, config.limits)
             .await
@@ -118,7 +132,12 @@ impl Application {
             .await
             .map_err(|source| StartError::Store { url: store::redact_url(&config.database_url), source })?;
         let state = AppState {
-            rules: RuleService::new(Arc::clone(&store), materialiser.clone(), policy(&config)),
+            rules: RuleService::new(
+                Arc::clone(&store),
+                materialiser.clone(),
+                policy(&config),
+                CheckPool::new(CheckPool::default_size(), probes.rule_check),
+            ),
             calls: CallService::new(Arc::clone(&store), queue.clone(), policy(&config)),
             flow: flow.clone(),
             webhook_key: webhook_key(&config)?,
@@ -251,6 +270,7 @@ fn policy(config: &Config) -> Policy {
     Policy {
         horizon: config.horizon,
         countries: config.allowed_countries.clone(),
+        number_types: config.allowed_number_types.clone(),
         limits: config.limits,
         hours: config.calling_hours,
     }
@@ -307,7 +327,7 @@ fn serve(
     // The last `wrap` is the outermost: every answer, refusals included, is formatted and carries
     // the security headers; a misdirected request goes no further; CORS answers preflights before
     // any check that wants credentials; bodies have their deadline before anything reads them.
-    let server = HttpServer::new(move || {
+    let mut server = HttpServer::new(move || {
         App::new()
             .wrap(from_fn(web::auth::require_access))
             .wrap(from_fn(web::origin::refuse_cross_site))
@@ -317,9 +337,9 @@ fn serve(
             .wrap(web::security_headers())
             .wrap(from_fn(web::problem::format_errors))
             .configure(web::configure(state.clone()))
-    })
-    .listen(listener)?
-    .shutdown_timeout(config.shutdown_timeout.as_secs())
-    .run();
-    Ok(server)
+    });
+    if let Some(workers) = config.web_workers {
+        server = server.workers(workers);
+    }
+    Ok(server.listen(listener)?.shutdown_timeout(config.shutdown_timeout.as_secs()).run())
 }

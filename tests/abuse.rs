@@ -1,16 +1,20 @@
 //! Abuse protection: an access token for the page and the API when configured, with throttled
 //! sign-in and sessions that expire and can be ended; destination countries (by default only the
-//! caller id's own), and per-number and global scheduling limits; and the web's own defences: a
-//! Host allow-list against DNS rebinding, anti-forgery tokens bound to a server secret and the
+//! caller id's own) and number types; per-number and global limits on calls ringing near one
+//! another; rule checks that never hold up other requests; and the web's own defences: a Host
+//! allow-list against DNS rebinding, anti-forgery tokens bound to a server secret and the
 //! session, no state change from another site, a deadline on every request body, no credentials
 //! in `/info`, and CORS and security headers on every answer. Every refusal is a clear problem
 //! document (or page) and stores nothing.
 
 mod common;
 
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::Duration;
 
-use common::{FLOW_BOUND, Options, TestApp, at_in, post_trickled, spawn_app, spawn_app_with};
+use common::{
+    FLOW_BOUND, Options, TestApp, at_in, post_trickled, spawn_app, spawn_app_with, wait_until, webhook_event,
+};
 use serde_json::{Value, json};
 
 const TOKEN: &str = "correct-horse-battery-staple";
@@ -683,4 +687,144 @@ async fn refusals_before_any_handler_carry_the_security_headers() {
         assert_eq!(headers.get("x-frame-options").map(|v| v.as_bytes()), Some(&b"DENY"[..]), "{status}");
         assert!(headers.contains_key("content-security-policy"), "{status}");
     }
+}
+
+/// Numbers that cost far more than a line or a mobile, each with the words its refusal uses.
+const COSTLY: [(&str, &str); 8] = [
+    ("+881 6 1234 5678", "satellite"),
+    ("+870 301 234 567", "satellite"),
+    ("+882 342 1234", "international network"),
+    ("+883 510 012 345", "international network"),
+    ("+888 1234 5678 901", "international network"),
+    ("+44 70 1234 5678", "personal"),
+    ("+353 700 123 456", "personal"),
+    ("+44 76 4012 3456", "pager"),
+];
+
+fn weekly_rule(to: &str) -> Value {
+    json!({"to": to, "timezone": "Europe/Dublin", "repeat": "weekly", "day": "sun", "time": "10:00"})
+}
+
+#[tokio::test]
+async fn with_every_country_allowed_satellite_network_personal_and_pager_numbers_are_still_refused_naming_to() {
+    let app = spawn_app_with(with_env(&[("DIALAJOKE_ALLOWED_COUNTRIES", "*")])).await;
+
+    for (number, kind) in COSTLY {
+        for response in [
+            app.post_call(&json!({"to": number, "at": at_in(LATER)})).await,
+            app.post_schedule(&weekly_rule(number)).await,
+        ] {
+            let refused = problem(response, 403).await;
+            assert_eq!(refused["errors"][0]["field"], "to", "{number}");
+            assert!(refused["detail"].as_str().expect("detail").contains(kind), "{number}: {refused}");
+        }
+    }
+
+    assert_eq!((app.count_rows("calls").await, app.count_rows("schedules").await), (0, 0));
+    assert_eq!(app.post_call(&json!({"to": IRISH, "at": at_in(LATER)})).await.status(), 201);
+}
+
+#[tokio::test]
+async fn a_personal_number_in_an_allowed_country_is_refused_by_default() {
+    let app = spawn_app_with(with_env(&[("DIALAJOKE_ALLOWED_COUNTRIES", "IE")])).await;
+
+    let refused = problem(app.post_call(&json!({"to": "+353 700 123 456", "at": at_in(LATER)})).await, 403).await;
+
+    assert_eq!(refused["errors"][0]["field"], "to");
+    assert!(refused["detail"].as_str().expect("detail").contains("personal numbers"), "{refused}");
+    assert_eq!(app.count_rows("calls").await, 0);
+}
+
+#[tokio::test]
+async fn a_number_type_allowed_by_name_may_be_called_and_the_others_stay_refused() {
+    let app = spawn_app_with(with_env(&[
+        ("DIALAJOKE_ALLOWED_COUNTRIES", "*"),
+        ("DIALAJOKE_ALLOWED_NUMBER_TYPES", "satellite,personal"),
+    ]))
+    .await;
+
+    for number in ["+881 6 1234 5678", "+44 70 1234 5678"] {
+        assert_eq!(app.post_call(&json!({"to": number, "at": at_in(LATER)})).await.status(), 201, "{number}");
+    }
+    assert_eq!(app.post_schedule(&weekly_rule("+870 301 234 567")).await.status(), 201);
+    for number in ["+883 510 012 345", "+44 76 4012 3456"] {
+        assert_eq!(app.post_call(&json!({"to": number, "at": at_in(LATER)})).await.status(), 403, "{number}");
+    }
+}
+
+/// Holds the service's rule checks where they start until opened (and opens when dropped, so a
+/// failing test lets them go).
+#[derive(Clone, Default)]
+struct Gate(Arc<(Mutex<GateState>, Condvar)>);
+
+#[derive(Default)]
+struct GateState {
+    entered: usize,
+    open: bool,
+}
+
+impl Gate {
+    /// The probe the service calls as each check starts: it counts the check, then waits.
+    fn probe(&self) -> dialajoke::rules::checks::Probe {
+        let gate = self.clone();
+        Arc::new(move || {
+            let (state, opened) = &*gate.0;
+            let mut state = state.lock().unwrap_or_else(PoisonError::into_inner);
+            state.entered += 1;
+            while !state.open {
+                state = opened.wait(state).unwrap_or_else(PoisonError::into_inner);
+            }
+        })
+    }
+
+    fn entered(&self) -> usize {
+        self.0.0.lock().unwrap_or_else(PoisonError::into_inner).entered
+    }
+
+    fn open(&self) {
+        self.0.0.lock().unwrap_or_else(PoisonError::into_inner).open = true;
+        self.0.1.notify_all();
+    }
+}
+
+/// Opens the gate when the test ends, however it ends.
+struct OpenOnDrop(Gate);
+
+impl Drop for OpenOnDrop {
+    fn drop(&mut self) {
+        self.0.open();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rule_checks_in_flight_hold_up_neither_health_nor_webhooks_on_a_single_web_worker() {
+    let gate = Gate::default();
+    let _release = OpenOnDrop(gate.clone());
+    let mut options = with_env(&[("DIALAJOKE_WEB_WORKERS", "1")]);
+    options.probes.rule_check = Some(gate.probe());
+    let app = spawn_app_with(options).await;
+    // A pattern that never matches: the costliest search there was.
+    let never = json!({"to": IRISH, "timezone": "Europe/Dublin", "repeat": "cron", "cron": "0 0 31 2,4,6,9,11 *"});
+    let rules = futures_util::future::join_all((0..8).map(|_| app.post_schedule(&never)));
+    let meanwhile = async {
+        wait_until("a rule check is in flight", || gate.entered() > 0).await;
+        let health = tokio::time::timeout(FLOW_BOUND, app.http.get(format!("{}/health", app.base)).send()).await;
+        let webhook =
+            tokio::time::timeout(FLOW_BOUND, app.post_webhook(webhook_event("call.answered", |_| {}).1)).await;
+        gate.open();
+        (health, webhook)
+    };
+
+    let (responses, (health, webhook)) = tokio::join!(rules, meanwhile);
+
+    let health = health.expect("/health answered while rule checks were held").expect("sent");
+    assert_eq!(health.status(), 200);
+    assert_eq!(webhook.expect("the webhook answered while rule checks were held").status(), 200);
+    for response in responses {
+        assert_eq!(response.status(), 422);
+        let problem: Value = response.json().await.expect("problem JSON");
+        assert_eq!(problem["errors"][0]["field"], "cron", "{problem}");
+        assert!(problem["errors"][0]["message"].as_str().is_some_and(|m| m.contains("would not ring")), "{problem}");
+    }
+    assert_eq!(app.count_rows("schedules").await, 0);
 }

@@ -449,6 +449,7 @@ async fn a_webhook_acknowledged_but_not_applied_before_a_crash_is_applied_at_the
     let (event_id, body) = common::webhook_event("call.hangup", |body| {
         let payload = &mut body["data"]["payload"];
         payload["client_state"] = base64::engine::general_purpose::STANDARD.encode(&id).into();
+        payload["call_control_id"] = "v3:crashed".into();
         payload["hangup_cause"] = "user_busy".into();
     });
     let now = chrono::Utc::now().timestamp_millis();
@@ -485,4 +486,40 @@ async fn a_webhook_acknowledged_but_not_applied_before_a_crash_is_applied_at_the
         .await
         .expect("event kept");
     assert!(applied.is_some(), "the event is marked applied");
+}
+
+#[tokio::test]
+async fn a_signed_hangup_for_another_leg_neither_ends_a_ringing_call_nor_takes_over_its_control_id() {
+    let mut options = Options::default();
+    // The callee does not answer for a minute: the call rings while the stray event arrives.
+    options.sim.timing.no_answer_cap = Duration::from_secs(60);
+    let app = spawn_app_with(options).await;
+    let created = app.schedule_in(test_number(Behaviour::NoAnswer), SOON).await;
+    let id = created["id"].as_str().expect("id");
+    let ringing = app.wait_for(id, |call| call["status"] == "ringing" && call["call_control_id"].is_string()).await;
+    let (event_id, body) = common::webhook_event("call.hangup", |body| {
+        let payload = &mut body["data"]["payload"];
+        payload["client_state"] = dial_state(&ringing).into();
+        payload["call_control_id"] = "v3:someone-elses-leg".into();
+        payload["hangup_cause"] = "normal_clearing".into();
+    });
+
+    let response = app.post_webhook(body).await;
+    assert_eq!(response.status(), 200);
+    common::flow::wait_until_applied(&app).await;
+
+    let call = app.call(id).await;
+    assert_eq!(call["status"], "ringing");
+    assert_eq!(call["call_control_id"], ringing["call_control_id"]);
+    let ignored: Vec<&Value> =
+        call["events"].as_array().expect("events").iter().filter(|e| e["kind"] == "event_ignored").collect();
+    assert_eq!(ignored.len(), 1, "{call:#}");
+    let detail = ignored[0]["detail"].as_str().expect("detail");
+    assert!(detail.contains("call.hangup") && detail.contains("v3:someone-elses-leg"), "{detail}");
+    let error: Option<String> = sqlx::query_scalar("SELECT last_error FROM inbox WHERE event_id = ?")
+        .bind(&event_id)
+        .fetch_one(&app.db().await)
+        .await
+        .expect("recorded");
+    assert_eq!(error, None, "an ignored event is closed, not retried");
 }

@@ -6,7 +6,9 @@ mod common;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use base64::Engine;
 use common::{SIGNING_SEED, TestApp, post_trickled, spawn_app, webhook_event};
+use dialajoke::sim::{Behaviour, test_number};
 use dialajoke::telnyx::signature::Signer;
 use futures_util::future::join_all;
 use serde_json::Value;
@@ -266,6 +268,50 @@ async fn an_event_for_no_known_call_is_recorded_processed_and_changes_nothing() 
     assert_eq!(error, None);
     assert_eq!(app.count_rows("calls").await, 0);
     assert_eq!(app.count_rows("call_events").await, 0);
+    assert!(app.sim.journal().is_empty(), "no command was sent to Telnyx");
+}
+
+/// The official example of `name` rewritten to be about our call `call_id` (its `client_state`)
+/// on the Telnyx leg `leg`.
+fn event_for_call(name: &str, call_id: &str, leg: &str) -> (String, Vec<u8>) {
+    webhook_event(name, |body| {
+        let payload = &mut body["data"]["payload"];
+        payload["client_state"] = base64::engine::general_purpose::STANDARD.encode(call_id).into();
+        payload["call_control_id"] = leg.into();
+    })
+}
+
+/// The `detail` of every history entry of `call` of the given `kind`.
+fn details_of(call: &Value, kind: &str) -> Vec<String> {
+    let events = call["events"].as_array().cloned().unwrap_or_default();
+    events.iter().filter(|e| e["kind"] == kind).filter_map(|e| e["detail"].as_str().map(str::to_owned)).collect()
+}
+
+#[tokio::test]
+async fn signed_hangup_and_answer_events_for_a_call_never_dialed_leave_it_scheduled_and_say_why() {
+    let app = spawn_app().await;
+    let created = app.schedule_in(test_number(Behaviour::Answer), Duration::from_secs(3600)).await;
+    let id = created["id"].as_str().expect("id");
+
+    for name in ["call.hangup", "call.answered"] {
+        let (event_id, body) = event_for_call(name, id, "v3:a-leg-we-never-dialed");
+        assert_acknowledged(app.post_webhook(body).await).await;
+        wait_until_processed(&app, &event_id).await;
+    }
+
+    let call = app.call(id).await;
+    assert_eq!(call["status"], "scheduled");
+    assert_eq!(call["call_control_id"], Value::Null);
+    let ignored = details_of(&call, "event_ignored");
+    assert_eq!(ignored.len(), 2, "{call:#}");
+    assert!(ignored[0].contains("call.hangup") && ignored[0].contains("never dialed"), "{}", ignored[0]);
+    assert!(ignored[1].contains("call.answered"), "{}", ignored[1]);
+    let open: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM inbox WHERE processed_at IS NULL OR last_error IS NOT NULL")
+            .fetch_one(&app.db().await)
+            .await
+            .expect("count");
+    assert_eq!(open, 0, "ignored events are closed without an error, not retried");
     assert!(app.sim.journal().is_empty(), "no command was sent to Telnyx");
 }
 

@@ -25,7 +25,7 @@ use uuid::Uuid;
 
 use crate::rules::RuleId;
 
-pub use phone::{PhoneError, PhoneNumber};
+pub use phone::{NumberType, PhoneError, PhoneNumber};
 pub use schedule::{DueAt, FieldError, Schedule, ScheduleInput, ScheduleRules, Timezone, ValidationErrors};
 pub use state::{CallEvent, CallStatus, Transition};
 

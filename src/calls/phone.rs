@@ -1,7 +1,11 @@
 //! Phone numbers the service may dial: E.164, valid by libphonenumber's rules, and not a
-//! premium-rate or shared-cost line (an open scheduling endpoint is a toll-fraud magnet).
+//! premium-rate or shared-cost line (an open scheduling endpoint is a toll-fraud magnet). A number
+//! also knows whether it is one of the [`NumberType`]s that cost far more than a line or a
+//! mobile; whether those may be called is the scheduling policy's decision, not the number's,
+//! since the caller id may well be one.
 
 use std::fmt;
+use std::str::FromStr;
 
 use phonenumber::{Mode, Type};
 use serde::Serialize;
@@ -25,6 +29,65 @@ pub enum PhoneError {
     #[error("premium-rate and shared-cost numbers are not allowed")]
     Premium,
 }
+
+/// Destinations refused unless allowed by name (`DIALAJOKE_ALLOWED_NUMBER_TYPES`): each costs
+/// the caller far more than a line or a mobile, which makes them toll fraud's favourite targets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum NumberType {
+    /// A personal number that forwards wherever its owner likes (UK 070, Irish 0700).
+    Personal,
+    /// A pager (UK 076).
+    Pager,
+    /// A satellite phone: Inmarsat (+870) or the global mobile satellite system (+881).
+    Satellite,
+    /// A number of an international network with no country, such as +800, +882, +883 or +888.
+    International,
+}
+
+impl NumberType {
+    /// Every type, in the order the documentation lists them.
+    pub const ALL: [NumberType; 4] = [Self::Personal, Self::Pager, Self::Satellite, Self::International];
+
+    /// The name the setting uses, e.g. `satellite`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Personal => "personal",
+            Self::Pager => "pager",
+            Self::Satellite => "satellite",
+            Self::International => "international",
+        }
+    }
+
+    /// What numbers of this type are, in words.
+    pub fn plural(self) -> &'static str {
+        match self {
+            Self::Personal => "personal numbers",
+            Self::Pager => "pagers",
+            Self::Satellite => "satellite phones",
+            Self::International => "international network numbers",
+        }
+    }
+}
+
+impl fmt::Display for NumberType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for NumberType {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|kind| kind.name() == text)
+            .ok_or_else(|| format!("`{text}` is not a number type: use personal, pager, satellite or international"))
+    }
+}
+
+/// Country codes of satellite networks (ITU "global mobile satellite" and Inmarsat).
+const SATELLITE_CODES: [u16; 2] = [870, 881];
 
 /// A phone number in E.164 form (`+35312345678`), valid by libphonenumber's rules.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
@@ -72,6 +135,24 @@ impl PhoneNumber {
     pub fn region(&self) -> Option<String> {
         let parsed = phonenumber::parse(None, &self.0).ok()?;
         parsed.country().id().map(|id| id.as_ref().to_owned())
+    }
+
+    /// Which of the [`NumberType`]s that are refused by default the number is, if any.
+    pub fn number_type(&self) -> Option<NumberType> {
+        let parsed = phonenumber::parse(None, &self.0).ok()?;
+        let code = parsed.code().value();
+        if SATELLITE_CODES.contains(&code) {
+            return Some(NumberType::Satellite);
+        }
+        // Numbers of a network rather than a country belong to the pseudo-region "001".
+        if parsed.country().id().is_none() {
+            return Some(NumberType::International);
+        }
+        match parsed.number_type(&phonenumber::metadata::DATABASE) {
+            Type::PersonalNumber => Some(NumberType::Personal),
+            Type::Pager => Some(NumberType::Pager),
+            _ => None,
+        }
     }
 
     /// The E.164 text, e.g. `+35312345678`.
@@ -125,6 +206,35 @@ mod tests {
     #[test]
     fn premium_rate_numbers_are_refused() {
         assert_eq!(PhoneNumber::parse("+1 900 555 0123"), Err(PhoneError::Premium));
+    }
+
+    #[test]
+    fn satellite_international_personal_and_pager_numbers_know_their_type() {
+        let typed = |text: &str| PhoneNumber::parse(text).map(|n| n.number_type()).map_err(|e| format!("{text}: {e}"));
+        for (number, expected) in [
+            ("+881 6 1234 5678", Some(NumberType::Satellite)),
+            ("+870 301 234 567", Some(NumberType::Satellite)),
+            ("+882 342 1234", Some(NumberType::International)),
+            ("+883 510 012 345", Some(NumberType::International)),
+            ("+888 1234 5678 901", Some(NumberType::International)),
+            ("+800 1234 5678", Some(NumberType::International)),
+            ("+44 70 1234 5678", Some(NumberType::Personal)),
+            ("+353 700 123 456", Some(NumberType::Personal)),
+            ("+44 76 4012 3456", Some(NumberType::Pager)),
+            ("+353 1 234 5678", None),
+            ("+353 85 123 4567", None),
+            ("+1 202 555 0142", None),
+        ] {
+            assert_eq!(typed(number), Ok(expected), "{number}");
+        }
+    }
+
+    #[test]
+    fn number_types_are_named_as_the_setting_names_them() {
+        for kind in NumberType::ALL {
+            assert_eq!(kind.name().parse::<NumberType>(), Ok(kind));
+        }
+        assert!("mobile".parse::<NumberType>().is_err());
     }
 
     #[test]

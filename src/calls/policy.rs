@@ -1,11 +1,12 @@
 //! What scheduling allows, for one-off calls and recurring rules alike: how far ahead, which
-//! destination countries, how many calls may ring near one another (kept by the store on every
-//! write, see [`super::limits`]), and the callee's calling hours. An endpoint that places calls is
-//! a toll-fraud magnet, so a rule goes through the same checks as the calls it will make.
+//! destination countries and number types, how many calls may ring near one another (kept by
+//! the store on every write, see [`super::limits`]), and the callee's calling hours. An endpoint
+//! that places calls is a toll-fraud magnet, so a rule goes through the same checks as the calls
+//! it will make.
 
-use super::PhoneNumber;
 use super::hours::CallingHours;
 use super::limits::{LimitHit, Limits};
+use super::{NumberType, PhoneNumber};
 use crate::config::Countries;
 use crate::store::StoreError;
 
@@ -16,6 +17,8 @@ pub struct Policy {
     pub horizon: chrono::Duration,
     /// Where calls may go.
     pub countries: Countries,
+    /// The number types refused by default that may be called all the same.
+    pub number_types: Vec<NumberType>,
     /// How many calls may ring near one another.
     pub limits: Limits,
     /// When callees may be rung.
@@ -33,6 +36,12 @@ pub enum PolicyError {
         /// The allowed regions, in words.
         allowed: String,
     },
+    /// The number is of a type calls may not go to (satellite, personal…).
+    #[error("calls to {} are not allowed here", kind.plural())]
+    NumberTypeNotAllowed {
+        /// The number's type.
+        kind: NumberType,
+    },
     /// As many calls as a limit allows already ring near the requested time.
     #[error(transparent)]
     LimitReached(LimitHit),
@@ -42,8 +51,17 @@ pub enum PolicyError {
 }
 
 impl Policy {
-    /// Refuses destinations outside the allowed countries.
-    pub fn check_country(&self, to: &PhoneNumber) -> Result<(), PolicyError> {
+    /// Refuses destinations outside the allowed countries, and those of a number type that is
+    /// refused unless allowed by name.
+    pub fn check_destination(&self, to: &PhoneNumber) -> Result<(), PolicyError> {
+        self.check_country(to)?;
+        match to.number_type() {
+            Some(kind) if !self.number_types.contains(&kind) => Err(PolicyError::NumberTypeNotAllowed { kind }),
+            _ => Ok(()),
+        }
+    }
+
+    fn check_country(&self, to: &PhoneNumber) -> Result<(), PolicyError> {
         let region = to.region();
         if self.countries.allows(region.as_deref()) {
             return Ok(());

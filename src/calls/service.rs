@@ -105,11 +105,11 @@ impl CallService {
         }
     }
 
-    /// Refuses destinations outside the allowed countries and moments in the callee's quiet hours
-    /// (named against the field that set the moment). The limits on calls ringing near one
-    /// another are kept by the store as it stores the call.
+    /// Refuses destinations outside the allowed countries and number types, and moments in the
+    /// callee's quiet hours (named against the field that set the moment). The limits on calls
+    /// ringing near one another are kept by the store as it stores the call.
     fn check_policy(&self, input: &ScheduleInput, schedule: &Schedule) -> Result<(), ScheduleError> {
-        self.policy.check_country(&schedule.to)?;
+        self.policy.check_destination(&schedule.to)?;
         let zone = callee_zone(schedule.timezone, &schedule.to);
         if let Some(allowed) = self.policy.hours.next_allowed(schedule.due_at.instant(), zone) {
             let field = if input.at.is_some() { "at" } else { "time" };

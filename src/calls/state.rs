@@ -2,6 +2,7 @@
 //!
 //! States only move forward: each has a rank, and an event that would move a call to a state of
 //! lower or equal rank is recorded but changes nothing. Terminal states never change again.
+//! Telnyx's events move a call only if they are about the leg it was dialed on (see [`admits`]).
 
 use std::fmt;
 use std::str::FromStr;
@@ -180,6 +181,35 @@ pub fn transition(current: CallStatus, event: &CallEvent) -> Transition {
     }
 }
 
+/// Why a Telnyx event that names a call is not about it, so it may not move it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Stray {
+    /// The call was never dialed, so it has no leg for an event to be about.
+    #[error("the call was never dialed (it is {0})")]
+    NeverDialed(CallStatus),
+    /// The event is about another leg than the one the call is on.
+    #[error("the call is on leg {0}")]
+    OtherLeg(String),
+    /// The event names no leg, and the call's leg is known.
+    #[error("it names no leg, and the call is on leg {0}")]
+    NoLeg(String),
+}
+
+/// Whether an event about the Telnyx leg `event_leg` may move a call that is `status` and on
+/// `call_leg`. Only a dialed call has a leg, and once its leg is known only that leg's events
+/// are about it. A dial whose answer was lost (an ambiguous dial) has no leg yet: its first event
+/// tells which it is.
+pub fn admits(status: CallStatus, call_leg: Option<&str>, event_leg: Option<&str>) -> Result<(), Stray> {
+    if matches!(status, CallStatus::Scheduled | CallStatus::Cancelled | CallStatus::Missed) {
+        return Err(Stray::NeverDialed(status));
+    }
+    match (call_leg, event_leg) {
+        (Some(ours), Some(theirs)) if ours != theirs => Err(Stray::OtherLeg(ours.to_owned())),
+        (Some(ours), None) => Err(Stray::NoLeg(ours.to_owned())),
+        _ => Ok(()),
+    }
+}
+
 /// The terminal status a hangup leads to: once answered, the call counts as completed;
 /// before that, Telnyx's cause says why nobody heard the joke.
 fn final_status(current: CallStatus, cause: Option<&str>) -> CallStatus {
@@ -248,6 +278,21 @@ mod tests {
         assert_eq!(transition(Answered, &CallEvent::MachineHungUp), Transition::To(NoAnswer));
         let hangup = CallEvent::Hangup { cause: Some("normal_clearing".into()) };
         assert_eq!(transition(NoAnswer, &hangup), Transition::Ignore);
+    }
+
+    #[test]
+    fn events_move_only_a_dialed_call_and_only_on_its_leg() {
+        for never_dialed in [Scheduled, Cancelled, Missed] {
+            assert_eq!(admits(never_dialed, None, Some("v3:a")), Err(Stray::NeverDialed(never_dialed)));
+        }
+        assert_eq!(admits(Ringing, Some("v3:a"), Some("v3:a")), Ok(()));
+        assert_eq!(admits(Ringing, Some("v3:a"), Some("v3:b")), Err(Stray::OtherLeg("v3:a".into())));
+        assert_eq!(admits(Answered, Some("v3:a"), None), Err(Stray::NoLeg("v3:a".into())));
+    }
+
+    #[test]
+    fn the_first_event_of_a_dial_whose_answer_was_lost_tells_its_leg() {
+        assert_eq!(admits(Dialing, None, Some("v3:a")), Ok(()));
     }
 
     #[test]

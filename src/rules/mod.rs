@@ -3,6 +3,7 @@
 //! materialiser a moment before it is due and keyed by (rule, occurrence instant), so it rings at
 //! most once however many instances run and however often they restart.
 
+pub mod checks;
 pub mod input;
 pub mod plan;
 pub mod recurrence;

@@ -11,7 +11,7 @@
 
 use std::fmt;
 
-use chrono::{DateTime, NaiveDateTime, NaiveTime, Timelike, Utc, Weekday};
+use chrono::{DateTime, Datelike, NaiveDateTime, NaiveTime, Timelike, Utc, Weekday};
 use chrono_tz::Tz;
 use croner::Cron;
 use croner::parser::{CronParser, Seconds, Year};
@@ -133,19 +133,50 @@ impl Recurrence {
     }
 
     /// The occurrences after `after` up to and including `until`, in order (at most `limit`).
+    ///
+    /// The work is bounded by the span, not by how rarely the pattern matches: the search looks
+    /// only at the span's candidate minutes (at most 1,440 a day), where croner's search for a
+    /// next match of a pattern that never matches (`0 0 31 2 *`) walks the calendar up to the
+    /// year 5000.
     pub fn between(&self, after: DateTime<Utc>, until: DateTime<Utc>, zone: Tz, limit: usize) -> Vec<Occurrence> {
-        let mut found = Vec::new();
-        let mut from = after;
-        while found.len() < limit {
-            match self.next_after(from, zone) {
-                Some(at) if at.instant() <= until => {
-                    found.push(at);
-                    from = at.instant();
-                }
-                _ => break,
+        let mut found: Vec<Occurrence> = Vec::new();
+        for wall in self.candidates(after, until, zone) {
+            let Some(at) = instant_of(wall, zone).map(Occurrence::at) else { continue };
+            // Before the start, or one of several minutes of a gap already rung at its end.
+            if at.instant() <= after || found.last().is_some_and(|last| at <= *last) {
+                continue;
             }
+            // Wall minutes map to instants in order, so nothing later is in the span either.
+            if at.instant() > until || found.len() == limit {
+                break;
+            }
+            found.push(at);
         }
         found
+    }
+
+    /// The matching wall-clock minutes of the local days from `after`'s to `until`'s, in order.
+    /// Each day of the span is looked at once, and only a matching day's matching minutes are
+    /// visited, so there are at most 1,440 candidates per day of the span.
+    fn candidates(&self, after: DateTime<Utc>, until: DateTime<Utc>, zone: Tz) -> impl Iterator<Item = NaiveDateTime> {
+        let (first, last) = (after.with_timezone(&zone).date_naive(), until.with_timezone(&zone).date_naive());
+        let pattern = self.cron.pattern.clone();
+        let matches = |matched: Result<bool, croner::errors::CronError>| matched.unwrap_or(false);
+        let hours: Vec<u32> = (0..24).filter(|h| matches(pattern.hour_match(*h))).collect();
+        let minutes: Vec<u32> = (0..60).filter(|m| matches(pattern.minute_match(*m))).collect();
+        first
+            .iter_days()
+            .take_while(move |day| *day <= last)
+            .filter(move |day| {
+                matches(pattern.month_match(day.month()))
+                    && matches(pattern.day_match(day.year(), day.month(), day.day()))
+            })
+            .flat_map(move |day| {
+                let minutes = minutes.clone();
+                hours.clone().into_iter().flat_map(move |hour| {
+                    minutes.clone().into_iter().filter_map(move |minute| day.and_hms_opt(hour, minute, 0))
+                })
+            })
     }
 
     /// How it is kept in the store: `daily 10:00`, `weekly sun 10:00` or `cron 0 10 * * SUN`.
@@ -332,6 +363,29 @@ mod tests {
         let thirtieth_of_february = Recurrence::cron("0 10 30 2 *").expect("parses");
         assert_eq!(thirtieth_of_february.next_after(utc("2026-01-01T00:00:00Z"), Dublin), None);
         assert_eq!(thirtieth_of_february.latest_until(utc("2026-01-01T00:00:00Z"), Dublin), None);
+    }
+
+    #[test]
+    fn a_search_looks_at_no_more_candidate_minutes_than_its_span_holds_however_rarely_the_pattern_matches() {
+        let (from, until) = (utc("2026-01-01T00:00:00Z"), utc("2026-12-31T00:00:00Z"));
+        // 2026-01-01 to 2026-12-31 is 365 local days in Dublin (GMT in winter).
+        let every_minute = Recurrence::cron("* * * * *").expect("valid");
+        assert_eq!(every_minute.candidates(from, until, Dublin).count(), 365 * 1440);
+        let hourly = Recurrence::cron("0 * * * *").expect("valid");
+        assert_eq!(hourly.candidates(from, until, Dublin).count(), 365 * 24);
+        let never = Recurrence::cron("0 0 31 2,4,6,9,11 *").expect("parses");
+        assert_eq!(never.candidates(from, until, Dublin).count(), 0);
+        assert!(never.between(from, until, Dublin, 12_000).is_empty());
+    }
+
+    #[test]
+    fn a_search_stops_at_its_limit_and_at_the_end_of_its_span() {
+        let hourly = Recurrence::cron("0 * * * *").expect("valid");
+        let from = utc("2026-01-15T10:30:00Z");
+        assert_eq!(hourly.between(from, from + chrono::Duration::days(1), Dublin, 3).len(), 3);
+        let until = utc("2026-01-15T13:00:00Z");
+        let expected = ["11:00", "12:00", "13:00"].map(|t| occurrence(&format!("2026-01-15T{t}:00Z")));
+        assert_eq!(hourly.between(from, until, Dublin, 100), expected);
     }
 
     #[test]

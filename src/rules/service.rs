@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
 
+use super::checks::CheckPool;
 use super::input::{self, RuleInput};
 use super::{Kind, NewRule, Occurrence, Rule, RuleId, RuleStatus};
 use crate::calls::ValidationErrors;
@@ -46,12 +47,14 @@ pub struct RuleService {
     store: Arc<dyn Store>,
     materialiser: Materialiser,
     policy: Policy,
+    checks: CheckPool,
 }
 
 impl RuleService {
-    /// A service over `store` whose rules get their calls from `materialiser`.
-    pub fn new(store: Arc<dyn Store>, materialiser: Materialiser, policy: Policy) -> Self {
-        Self { store, materialiser, policy }
+    /// A service over `store` whose rules get their calls from `materialiser` and have their
+    /// occurrences checked in `checks`.
+    pub fn new(store: Arc<dyn Store>, materialiser: Materialiser, policy: Policy, checks: CheckPool) -> Self {
+        Self { store, materialiser, policy, checks }
     }
 
     /// Checks and stores a rule, and makes its first call.
@@ -60,8 +63,9 @@ impl RuleService {
         let rule = input::parse(input).map_err(RuleError::Invalid)?;
         // The store's clock starts the rule's cursor and decides when its calls are due.
         let now = self.store.now().await?;
-        self.policy.check_country(&rule.to)?;
-        self.check_occurrences(&rule, now).map_err(RuleError::Invalid)?;
+        self.policy.check_destination(&rule.to)?;
+        let (service, checked) = (self.clone(), rule.clone());
+        self.checks.run(move || service.check_occurrences(&checked, now)).await.map_err(RuleError::Invalid)?;
         let stored = self.store.insert_rule(&rule, now).await?;
         if let Made::Refused(hit) = self.materialiser.materialise(&stored, now).await? {
             // A rule whose very first call breaks a limit is refused, not kept to skip it.
@@ -88,7 +92,8 @@ impl RuleService {
         match upcoming.first() {
             Some(first) if *first <= now + self.policy.horizon => {}
             _ => {
-                let days = self.policy.horizon.num_days();
+                // Occurrences are only looked for a year ahead, whatever the horizon.
+                let days = self.policy.horizon.min(HOURS_CHECKED).num_days();
                 return Err(ValidationErrors::one(
                     field,
                     format!("this rule would not ring within the next {days} days"),

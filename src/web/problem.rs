@@ -185,7 +185,7 @@ impl ResponseError for ApiError {
 impl From<PolicyError> for ApiError {
     fn from(error: PolicyError) -> Self {
         match error {
-            PolicyError::CountryNotAllowed { .. } => {
+            PolicyError::CountryNotAllowed { .. } | PolicyError::NumberTypeNotAllowed { .. } => {
                 let detail = error.to_string();
                 Self::NotAllowed(detail.clone(), ValidationErrors::one("to", detail))
             }

@@ -15,10 +15,10 @@ use std::net::TcpListener;
 use std::time::Duration;
 
 use chrono::{SecondsFormat, Utc};
-use dialajoke::Application;
 use dialajoke::config::Config;
 use dialajoke::sim::{self, SimConfig, SimHandle};
 use dialajoke::telnyx::signature::Signer;
+use dialajoke::{Application, Probes};
 use serde_json::{Value, json};
 use tempfile::TempDir;
 
@@ -35,13 +35,15 @@ pub struct Options {
     pub sim: SimConfig,
     /// Extra environment for the service's configuration (wins over the defaults here).
     pub env: Vec<(&'static str, String)>,
+    /// What the test plugs into the service to watch it.
+    pub probes: Probes,
 }
 
 impl Default for Options {
     fn default() -> Self {
         let mut sim = SimConfig::local(API_KEY);
         sim.signing_seed = Some(SIGNING_SEED);
-        Self { sim, env: Vec::new() }
+        Self { sim, env: Vec::new(), probes: Probes::default() }
     }
 }
 
@@ -56,6 +58,7 @@ pub struct TestApp {
     /// The SQLite database URL.
     pub db_url: String,
     env: Vec<(&'static str, String)>,
+    probes: Probes,
     running: Option<Running>,
     _dir: TempDir,
 }
@@ -76,7 +79,16 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
     let dir = tempfile::tempdir().expect("temp dir");
     let db_url = format!("sqlite://{}", dir.path().join("test.db").display());
     let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
-    let mut app = TestApp { base: String::new(), http, sim, db_url, env: options.env, running: None, _dir: dir };
+    let mut app = TestApp {
+        base: String::new(),
+        http,
+        sim,
+        db_url,
+        env: options.env,
+        probes: options.probes,
+        running: None,
+        _dir: dir,
+    };
     app.start().await;
     app
 }
@@ -125,7 +137,8 @@ impl TestApp {
 
     async fn start_on(&mut self, listener: TcpListener) {
         let port = listener.local_addr().expect("address").port();
-        let app = Application::build_on(self.config(port), listener).await.expect("service starts");
+        let app =
+            Application::build_probed(self.config(port), listener, self.probes.clone()).await.expect("service starts");
         self.base = format!("http://127.0.0.1:{port}");
         let stop = app.stop_handle();
         let task = tokio::spawn(app.run_until_stopped());

@@ -5,7 +5,8 @@
 //! ignores the repeat. One call's events are applied by one task of one instance at a time: a lock
 //! per call here, and the store's lock across instances. A call that ends busy or unanswered gets
 //! its retry here, keyed by (first call, retry number), so a replayed hangup never schedules a
-//! second one.
+//! second one. An event moves a call only if it is about the leg the call was dialed on (see
+//! [`state::admits`]); any other is kept in the call's history with the reason and changes nothing.
 
 mod answering;
 mod dialing;
@@ -226,6 +227,10 @@ impl CallFlow {
             tracing::info!(event_id = %hook.id, event_type = %hook.event_type, "event for a call we did not make; ignored");
             return Ok(());
         };
+        if let Err(stray) = state::admits(call.status, call.call_control_id.as_deref(), hook.call_control_id.as_deref())
+        {
+            return Ok(self.ignore(&call, &hook, &stray).await?);
+        }
         let entry = HistoryEntry::now(hook.event_type.clone(), describe(&hook.kind));
         let id = call.id;
         match &hook.kind {
@@ -245,6 +250,16 @@ impl CallFlow {
             EventKind::MachineGreetingEnded { .. } => self.on_greeting_ended(call, &hook, entry).await,
             EventKind::Other => Ok(self.inner.store.append_history(call.id, &entry).await?),
         }
+    }
+
+    /// Records in the call's history that `hook` came and why it changed nothing; the event is
+    /// then done with, like any applied one.
+    async fn ignore(&self, call: &Call, hook: &Webhook, stray: &state::Stray) -> Result<(), StoreError> {
+        let leg =
+            hook.call_control_id.as_deref().map_or_else(|| "naming no leg".to_owned(), |leg| format!("on leg {leg}"));
+        let detail = format!("{} {leg} ignored: {stray}", hook.event_type);
+        tracing::warn!(call_id = %call.id, event_id = %hook.id, %detail, "event not about this call's leg");
+        self.inner.store.append_history(call.id, &HistoryEntry::now("event_ignored", Some(detail))).await
     }
 
     async fn find_call(&self, hook: &Webhook) -> Result<Option<Call>, StoreError> {
