@@ -8,11 +8,12 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
-use crate::calls::hours::{CallingHours, QuietAction};
-use crate::calls::limits::Limits;
-use crate::calls::machine::MachinePolicy;
-use crate::calls::retry::RetryPolicy;
-use crate::calls::{NumberType, PhoneNumber};
+use crate::domain::hours::{CallingHours, QuietAction};
+use crate::domain::limits::Limits;
+use crate::domain::machine::MachinePolicy;
+use crate::domain::policy::Countries;
+use crate::domain::retry::RetryPolicy;
+use crate::domain::{NumberType, PhoneNumber};
 
 /// A value that must never be printed: its `Debug` and `Display` show `[redacted]`.
 #[derive(Clone, PartialEq, Eq)]
@@ -255,25 +256,6 @@ impl std::str::FromStr for SecureCookies {
             "true" => Ok(Self::Always),
             "false" => Ok(Self::Never),
             other => Err(format!("`{other}` is not one of auto, true, false")),
-        }
-    }
-}
-
-/// Destination countries calls may go to.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Countries {
-    /// Anywhere (`*`).
-    Any,
-    /// Only these ISO 3166 regions, e.g. `IE`, `US`.
-    Only(Vec<String>),
-}
-
-impl Countries {
-    /// True when a number in `region` may be called.
-    pub fn allows(&self, region: Option<&str>) -> bool {
-        match self {
-            Self::Any => true,
-            Self::Only(list) => region.is_some_and(|r| list.iter().any(|allowed| allowed == r)),
         }
     }
 }

@@ -3,15 +3,13 @@
 //! This file wires the parts together (store, Telnyx client, call flow, timed queue, web) and
 //! owns start-up and graceful shutdown.
 
+pub mod app;
 pub mod balance;
-pub mod calls;
-pub mod clock;
 pub mod config;
 pub mod demo;
+pub mod domain;
 pub mod jokes;
 pub mod ngrok;
-pub mod rules;
-pub mod scheduler;
 pub mod sim;
 pub mod store;
 pub mod telnyx;
@@ -25,15 +23,16 @@ use actix_web::middleware::from_fn;
 use actix_web::{App, HttpServer, web as actix};
 use tokio_util::sync::CancellationToken;
 
-use crate::calls::flow::{CallFlow, FlowSettings};
-use crate::calls::policy::Policy;
-use crate::calls::service::CallService;
+use crate::app::calls::CallService;
+use crate::app::flow::{CallFlow, FlowSettings};
+use crate::app::housekeeping;
+use crate::app::materialiser::Materialiser;
+use crate::app::queue::{QueueSettings, TimedQueue};
+use crate::app::rule_checks::{CheckPool, Probe};
+use crate::app::rules::RuleService;
 use crate::config::Config;
-use crate::rules::checks::{CheckPool, Probe};
-use crate::rules::plan::PlanSettings;
-use crate::rules::service::RuleService;
-use crate::scheduler::materialise::Materialiser;
-use crate::scheduler::{QueueSettings, TimedQueue, housekeeping};
+use crate::domain::plan::PlanSettings;
+use crate::domain::policy::Policy;
 use crate::store::{DialLimits, LeaseTerms, Store};
 use crate::telnyx::client::{ClientConfig, TelnyxClient};
 use crate::telnyx::signature::PublicKey;
@@ -141,7 +140,7 @@ impl Application {
             calls: CallService::new(Arc::clone(&store), queue.clone(), policy(&config)),
             flow: flow.clone(),
             webhook_key: webhook_key(&config)?,
-            templates: web::pages::templates()?,
+            templates: web::templates::load()?,
             zone_names: chrono_tz::TZ_VARIANTS.iter().map(|tz| tz.name()).collect(),
             started_at: chrono::Utc::now(),
             api_base: web::health::without_credentials(&config.telnyx.api_base),

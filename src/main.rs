@@ -74,7 +74,7 @@ async fn serve(config: Result<Config, dialajoke::config::ConfigError>) -> Result
             offset_secs = config.clock_offset_secs,
             "DIALAJOKE_CLOCK_OFFSET_SECS is set: this instance's clock is deliberately wrong (for tests of clock skew)"
         );
-        dialajoke::clock::skew(config.clock_offset_secs);
+        dialajoke::domain::clock::skew(config.clock_offset_secs);
     }
     let app = Application::build(config).await.map_err(|e| e.to_string())?;
     app.run_until_stopped().await.map_err(|e| e.to_string())
@@ -82,7 +82,7 @@ async fn serve(config: Result<Config, dialajoke::config::ConfigError>) -> Result
 
 async fn migrate(file: Option<&std::path::Path>) -> Result<(), String> {
     let url = Config::database_url(file, |name| std::env::var(name).ok()).map_err(|e| e.to_string())?;
-    dialajoke::store::open(&url, dialajoke::calls::limits::Limits::NONE).await.map_err(|e| e.to_string())?;
+    dialajoke::store::open(&url, dialajoke::domain::limits::Limits::NONE).await.map_err(|e| e.to_string())?;
     println!("database ready");
     Ok(())
 }

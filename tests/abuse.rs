@@ -765,7 +765,7 @@ struct GateState {
 
 impl Gate {
     /// The probe the service calls as each check starts: it counts the check, then waits.
-    fn probe(&self) -> dialajoke::rules::checks::Probe {
+    fn probe(&self) -> dialajoke::app::rule_checks::Probe {
         let gate = self.clone();
         Arc::new(move || {
             let (state, opened) = &*gate.0;

@@ -312,7 +312,7 @@ async fn a_dial_cut_short_by_a_crash_is_resent_with_the_same_command_id_and_comp
     assert!(TestApp::event_kinds(&call).contains(&"dial_resent".to_owned()));
     let dials = dial_bodies(&app);
     assert_eq!(dials.len(), 1);
-    let expected = id.parse::<dialajoke::calls::CallId>().expect("id").command_id("dial", 1);
+    let expected = id.parse::<dialajoke::domain::CallId>().expect("id").command_id("dial", 1);
     assert_eq!(dials[0]["command_id"], expected);
 }
 

@@ -6,10 +6,10 @@ mod common;
 
 use chrono::{DateTime, Duration, NaiveTime, Utc};
 use common::scheduler::{Scheduler, limited_scheduler, queue_settings, scheduler};
-use dialajoke::calls::limits::Limits;
-use dialajoke::calls::{Call, CallId, CallStatus, HistoryEntry, PhoneNumber, Timezone};
-use dialajoke::rules::{CatchUp, NewRule, Recurrence, RuleId};
-use dialajoke::scheduler::StepOutcome;
+use dialajoke::app::queue::StepOutcome;
+use dialajoke::domain::limits::Limits;
+use dialajoke::domain::{Call, CallId, CallStatus, HistoryEntry, PhoneNumber, Timezone};
+use dialajoke::domain::{CatchUp, NewRule, Recurrence, RuleId};
 use dialajoke::store::{CallPatch, DialLimits};
 
 fn at(text: &str) -> DateTime<Utc> {

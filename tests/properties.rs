@@ -3,8 +3,8 @@
 //! panic on any input and keep their promises.
 
 use chrono::{Duration, Utc};
-use dialajoke::calls::state::{CallEvent, CallStatus, Transition, transition};
-use dialajoke::calls::{PhoneNumber, Schedule, ScheduleInput, ScheduleRules};
+use dialajoke::domain::state::{CallEvent, CallStatus, Transition, transition};
+use dialajoke::domain::{PhoneNumber, Schedule, ScheduleInput, ScheduleRules};
 use dialajoke::telnyx::signature::{PublicKey, Signer};
 use dialajoke::telnyx::webhook;
 use proptest::prelude::*;

@@ -13,8 +13,8 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use common::backends::{Backend, TestStore, eventually, on_both_backends};
-use dialajoke::calls::limits::{Limits, Scope, Window};
-use dialajoke::calls::{CallId, CallStatus, DueAt, HistoryEntry, PhoneNumber, Schedule, Timezone};
+use dialajoke::domain::limits::{Limits, Scope, Window};
+use dialajoke::domain::{CallId, CallStatus, DueAt, HistoryEntry, PhoneNumber, Schedule, Timezone};
 use dialajoke::store::{
     CallPatch, Claimed, DialLimits, HeldBack, InboxEvent, Inserted, LeaseTerms, ListQuery, NewCall, QueueNotice, Store,
     StoreError, TakenOver, Takeover,

@@ -8,9 +8,9 @@ mod common;
 
 use chrono::{DateTime, NaiveTime, Utc};
 use common::backends::{TestStore, on_both_backends};
-use dialajoke::calls::limits::Limits;
-use dialajoke::calls::{Call, CallId, CallStatus, DueAt, HistoryEntry, PhoneNumber, Schedule, Timezone};
-use dialajoke::rules::{CatchUp, NewRule, Occurrence, Recurrence, Rule, RuleId, RuleStatus};
+use dialajoke::domain::limits::Limits;
+use dialajoke::domain::{Call, CallId, CallStatus, DueAt, HistoryEntry, PhoneNumber, Schedule, Timezone};
+use dialajoke::domain::{CatchUp, NewRule, Occurrence, Recurrence, Rule, RuleId, RuleStatus};
 use dialajoke::store::{CallPatch, InboxEvent, ListQuery, NewCall, RuleStep, Stepped, Store, StoreError};
 
 fn at(text: &str) -> DateTime<Utc> {

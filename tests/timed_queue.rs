@@ -12,10 +12,10 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use common::backends::{TestStore, on_both_backends};
 use common::scheduler::{Recorder, Scheduler, limited_scheduler, queue_settings as settings, scheduler};
-use dialajoke::calls::hours::QuietAction;
-use dialajoke::calls::limits::Limits;
-use dialajoke::calls::{CallId, CallStatus, DueAt};
-use dialajoke::scheduler::{QueueSettings, StepOutcome, TimedQueue};
+use dialajoke::app::queue::{QueueSettings, StepOutcome, TimedQueue};
+use dialajoke::domain::hours::QuietAction;
+use dialajoke::domain::limits::Limits;
+use dialajoke::domain::{CallId, CallStatus, DueAt};
 use dialajoke::store::DialLimits;
 
 struct Fixture {
@@ -112,7 +112,7 @@ async fn calls_beyond_the_in_memory_window_are_loaded_when_the_window_drains(t: 
 async fn a_cancelled_call_is_never_dispatched(t: TestStore) {
     let f = fixture(t, settings(100, DialLimits::unlimited()));
     let id = f.add(secs(-1)).await;
-    let entry = dialajoke::calls::HistoryEntry::now("cancelled", None);
+    let entry = dialajoke::domain::HistoryEntry::now("cancelled", None);
     let patch = dialajoke::store::CallPatch::default();
     f.t.store.change_status(id, CallStatus::Scheduled, CallStatus::Cancelled, &patch, &entry).await.expect("cancel");
 

@@ -6,8 +6,8 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use dialajoke::calls::limits::Limits;
-use dialajoke::calls::{CallId, DueAt, PhoneNumber, Schedule, Timezone};
+use dialajoke::domain::limits::Limits;
+use dialajoke::domain::{CallId, DueAt, PhoneNumber, Schedule, Timezone};
 use dialajoke::store::{self, NewCall, Store};
 use tempfile::TempDir;
 

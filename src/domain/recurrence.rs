@@ -4,7 +4,7 @@
 //! Every form becomes a cron pattern, and croner (the cron engine tokio-cron-scheduler runs on)
 //! finds the matching wall-clock minutes, searching in zone-less time so that it sees each local
 //! minute exactly once. Turning a matching minute into an instant is left to
-//! [`crate::calls::local_time`], so every rule follows the same DST rules: a skipped local time
+//! [`crate::domain::local_time`], so every rule follows the same DST rules: a skipped local time
 //! rings at the end of the gap, a repeated one once, at its first occurrence. croner's own zoned
 //! search does that only for fixed times; for patterns like `*/15 * * * *` it skips the gap and
 //! rings twice in the repeated hour, which is not what a person asking for a call means.
@@ -16,7 +16,7 @@ use chrono_tz::Tz;
 use croner::Cron;
 use croner::parser::{CronParser, Seconds, Year};
 
-use crate::calls::local_time::instant_of;
+use crate::domain::local_time::instant_of;
 
 /// The most matches looked at to find one occurrence: a match whose instant was already passed
 /// (the second run through a repeated hour) or merged (several minutes of one gap) is stepped over.

@@ -6,13 +6,13 @@ use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Serialize;
 
-use super::AppState;
-use super::api::{is_json, read_fields, rfc3339};
-use super::problem::ApiError;
-use crate::calls::{CallId, DueAt};
-use crate::rules::input::{FIELDS, RuleInput};
-use crate::rules::recurrence::day_name;
-use crate::rules::{CatchUp, Kind, Rule, RuleId, RuleStatus};
+use crate::domain::recurrence::day_name;
+use crate::domain::rule_input::{FIELDS, RuleInput};
+use crate::domain::{CallId, DueAt};
+use crate::domain::{CatchUp, Kind, Rule, RuleId, RuleStatus};
+use crate::web::AppState;
+use crate::web::problem::ApiError;
+use crate::web::requests::{is_json, read_fields, rfc3339, rule_path_id};
 
 /// Registers the rules API.
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -90,13 +90,6 @@ impl From<&Rule> for RuleView {
             updated_at: rfc3339(rule.updated_at),
         }
     }
-}
-
-/// Parses a rule id from the path; a malformed id is simply a rule that does not exist.
-pub fn rule_path_id(raw: &str) -> Result<RuleId, ApiError> {
-    raw.parse().map_err(|_| {
-        ApiError::NotFound(format!("no recurring call with id `{}`", raw.chars().take(64).collect::<String>()))
-    })
 }
 
 fn read_input(body: &[u8]) -> Result<RuleInput, ApiError> {

@@ -1,67 +1,15 @@
 //! Recurring rules: "ring this number with a joke every Sunday at 10:00 in Europe/Dublin". A rule
-//! is never dialled itself: each occurrence becomes an ordinary call, made by the scheduler's
-//! materialiser a moment before it is due and keyed by (rule, occurrence instant), so it rings at
-//! most once however many instances run and however often they restart.
+//! is never dialled itself: each occurrence becomes an ordinary call, made by the materialiser a
+//! moment before it is due and keyed by (rule, occurrence instant), so it rings at most once
+//! however many instances run and however often they restart.
 
-pub mod checks;
-pub mod input;
-pub mod plan;
-pub mod recurrence;
-pub mod service;
-
-use std::fmt;
 use std::str::FromStr;
 
 use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
-use uuid::Uuid;
 
-use crate::calls::{CallId, DueAt, PhoneNumber, Timezone};
-
-pub use recurrence::{Kind, Occurrence, Recurrence};
-
-/// Our id for a rule (a random UUID).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-#[serde(transparent)]
-pub struct RuleId(Uuid);
-
-impl RuleId {
-    /// A fresh random id.
-    pub fn new() -> Self {
-        Self(Uuid::new_v4())
-    }
-
-    /// The UUID itself, for stores that keep it as one.
-    pub fn as_uuid(&self) -> Uuid {
-        self.0
-    }
-}
-
-impl From<Uuid> for RuleId {
-    fn from(id: Uuid) -> Self {
-        Self(id)
-    }
-}
-
-impl Default for RuleId {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl fmt::Display for RuleId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.fmt(f)
-    }
-}
-
-impl FromStr for RuleId {
-    type Err = uuid::Error;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Uuid::parse_str(s).map(Self)
-    }
-}
+use super::ids::{CallId, RuleId};
+use super::{DueAt, PhoneNumber, Recurrence, Timezone};
 
 /// Whether a rule makes calls.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

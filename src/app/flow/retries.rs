@@ -4,8 +4,8 @@
 //! falls due.
 
 use super::{CallFlow, FlowError};
-use crate::calls::{CallId, CallStatus, DueAt, Schedule};
-use crate::rules::RuleStatus;
+use crate::domain::RuleStatus;
+use crate::domain::{CallId, CallStatus, DueAt, Schedule};
 use crate::store::{NewCall, StoreError};
 
 impl CallFlow {

@@ -7,13 +7,13 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
 
-use super::checks::CheckPool;
-use super::input::{self, RuleInput};
-use super::{Kind, NewRule, Occurrence, Rule, RuleId, RuleStatus};
-use crate::calls::ValidationErrors;
-use crate::calls::hours::{CallingHours, callee_zone, quiet_hours_message};
-use crate::calls::policy::{Policy, PolicyError};
-use crate::scheduler::materialise::{Made, Materialiser};
+use super::rule_checks::CheckPool;
+use crate::app::materialiser::{Made, Materialiser};
+use crate::domain::ValidationErrors;
+use crate::domain::hours::{CallingHours, callee_zone, quiet_hours_message};
+use crate::domain::policy::{Policy, PolicyError};
+use crate::domain::rule_input::{self, RuleInput};
+use crate::domain::{Kind, NewRule, Occurrence, Rule, RuleId, RuleStatus};
 use crate::store::{Store, StoreError};
 
 /// How far ahead a rule's occurrences are checked against the calling hours.
@@ -60,7 +60,7 @@ impl RuleService {
     /// Checks and stores a rule, and makes its first call.
     #[tracing::instrument(skip(self, input))]
     pub async fn create(&self, input: &RuleInput) -> Result<Rule, RuleError> {
-        let rule = input::parse(input).map_err(RuleError::Invalid)?;
+        let rule = rule_input::parse(input).map_err(RuleError::Invalid)?;
         // The store's clock starts the rule's cursor and decides when its calls are due.
         let now = self.store.now().await?;
         self.policy.check_destination(&rule.to)?;

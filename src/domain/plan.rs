@@ -12,9 +12,9 @@ use chrono::{DateTime, Duration, Utc};
 use chrono_tz::Tz;
 
 use super::{CatchUp, Occurrence, Rule};
-use crate::calls::CallId;
-use crate::calls::hours::{CallingHours, QuietAction, callee_zone};
-use crate::calls::limits::LimitHit;
+use crate::domain::CallId;
+use crate::domain::hours::{CallingHours, QuietAction, callee_zone};
+use crate::domain::limits::LimitHit;
 
 /// What planning needs to know besides the rule.
 #[derive(Debug, Clone, Copy)]
@@ -197,8 +197,8 @@ fn skipped_note(first: DateTime<Utc>, last: DateTime<Utc>, zone: Tz) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::calls::{PhoneNumber, Timezone};
-    use crate::rules::{Recurrence, RuleId, RuleStatus};
+    use crate::domain::{PhoneNumber, Timezone};
+    use crate::domain::{Recurrence, RuleId, RuleStatus};
     use chrono::{NaiveTime, Weekday};
 
     fn utc(text: &str) -> DateTime<Utc> {

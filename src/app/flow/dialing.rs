@@ -12,9 +12,9 @@ use async_trait::async_trait;
 use tokio::time::Instant;
 
 use super::{CallFlow, FlowError, client_state};
-use crate::calls::state::CallEvent;
-use crate::calls::{Call, CallStatus, HistoryEntry};
-use crate::scheduler::Dispatch;
+use crate::app::queue::Dispatch;
+use crate::domain::state::CallEvent;
+use crate::domain::{Call, CallStatus, HistoryEntry};
 use crate::store::{CallPatch, TakenOver, Takeover};
 use crate::telnyx::client::{DialAccepted, DialRequest, TelnyxError};
 

@@ -7,8 +7,25 @@
 use super::hours::CallingHours;
 use super::limits::{LimitHit, Limits};
 use super::{NumberType, PhoneNumber};
-use crate::config::Countries;
-use crate::store::StoreError;
+
+/// Destination countries calls may go to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Countries {
+    /// Anywhere (`*`).
+    Any,
+    /// Only these ISO 3166 regions, e.g. `IE`, `US`.
+    Only(Vec<String>),
+}
+
+impl Countries {
+    /// True when a number in `region` may be called.
+    pub fn allows(&self, region: Option<&str>) -> bool {
+        match self {
+            Self::Any => true,
+            Self::Only(list) => region.is_some_and(|r| list.iter().any(|allowed| allowed == r)),
+        }
+    }
+}
 
 /// What scheduling allows.
 #[derive(Debug, Clone)]
@@ -45,9 +62,6 @@ pub enum PolicyError {
     /// As many calls as a limit allows already ring near the requested time.
     #[error(transparent)]
     LimitReached(LimitHit),
-    /// The store failed.
-    #[error(transparent)]
-    Store(StoreError),
 }
 
 impl Policy {
@@ -71,15 +85,5 @@ impl Policy {
             Countries::Only(list) => list.join(", "),
         };
         Err(PolicyError::CountryNotAllowed { region, allowed })
-    }
-}
-
-impl From<StoreError> for PolicyError {
-    /// A write the store refused for a limit is this policy's refusal; anything else is the store's failure.
-    fn from(error: StoreError) -> Self {
-        match error {
-            StoreError::LimitReached(hit) => Self::LimitReached(hit),
-            other => Self::Store(other),
-        }
     }
 }

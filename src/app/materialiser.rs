@@ -1,6 +1,6 @@
 //! The rule materialiser: gives every active rule its next call, an ordinary scheduled call that
 //! the timed queue fires like any other. The decisions (which occurrence, made up or skipped after
-//! downtime, moved out of quiet hours) are [`crate::rules::plan`]'s; this part reads the rules that
+//! downtime, moved out of quiet hours) are [`crate::domain::plan`]'s; this part reads the rules that
 //! need a call, applies each plan in one store step, and tells the queue.
 //!
 //! It runs at start-up before the queue (so catch-up is decided before anything late is dialled),
@@ -12,12 +12,12 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
-use super::TimedQueue;
-use crate::calls::limits::LimitHit;
-use crate::calls::state::{self, CallEvent, Transition};
-use crate::calls::{CallId, CallStatus, DueAt, HistoryEntry, Schedule};
-use crate::rules::Rule;
-use crate::rules::plan::{self, Plan, PlanSettings, Waiting, WaitingAction};
+use super::queue::TimedQueue;
+use crate::domain::Rule;
+use crate::domain::limits::LimitHit;
+use crate::domain::plan::{self, Plan, PlanSettings, Waiting, WaitingAction};
+use crate::domain::state::{self, CallEvent, Transition};
+use crate::domain::{CallId, CallStatus, DueAt, HistoryEntry, Schedule};
 use crate::store::{CallPatch, NewCall, RuleStep, Stepped, Store, StoreError};
 
 /// What materialising one rule did.

@@ -8,7 +8,7 @@ use chrono::{Duration, NaiveTime, Weekday};
 use serde::{Deserialize, Serialize};
 
 use super::{CatchUp, NewRule, Recurrence, RuleId};
-use crate::calls::{PhoneNumber, Timezone, ValidationErrors};
+use crate::domain::{PhoneNumber, Timezone, ValidationErrors};
 
 /// The fields a rule request may carry.
 pub const FIELDS: [&str; 8] = ["to", "timezone", "repeat", "time", "day", "cron", "catch_up", "catch_up_minutes"];

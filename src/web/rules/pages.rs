@@ -7,40 +7,17 @@ use std::collections::HashMap;
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, web};
 
-use super::AppState;
-use super::pages::{FormState, render_index};
-use super::problem::ApiError;
-use super::schedules::rule_path_id;
-use crate::rules::input::RuleInput;
-use crate::rules::service::RuleError;
+use crate::app::rules::RuleError;
+use crate::domain::rule_input::RuleInput;
+use crate::web::AppState;
+use crate::web::home::{FormState, render_index};
+use crate::web::problem::ApiError;
+use crate::web::requests::rule_path_id;
 
 /// Registers the rule forms' routes.
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/schedules").route(web::post().to(create)))
         .service(web::resource("/schedules/{id}/{action}").route(web::post().to(act)));
-}
-
-/// The message shown after a rule form's redirect.
-pub(super) async fn flash_for(query: &HashMap<String, String>, state: &AppState) -> Result<Option<String>, ApiError> {
-    if query.contains_key("rule_deleted") {
-        return Ok(Some("Recurring call deleted; the calls it made stay in the history.".into()));
-    }
-    let found = [("rule_created", "created"), ("rule_paused", "paused"), ("rule_resumed", "resumed")]
-        .into_iter()
-        .find_map(|(key, verb)| query.get(key).map(|raw| (verb, raw)));
-    let Some((verb, raw)) = found else { return Ok(None) };
-    let Ok(id) = raw.parse() else { return Ok(None) };
-    let rule = match state.rules.get(id).await {
-        Ok(rule) => rule,
-        Err(RuleError::NotFound) => return Ok(None),
-        Err(other) => return Err(other.into()),
-    };
-    let mut message = format!("Recurring call to {} {verb}: {} ({}).", rule.to, rule.recurrence, rule.timezone.name());
-    if let Some((_, due)) = rule.next_call {
-        let local = due.instant().with_timezone(&rule.timezone.tz()).format("%a %d %b %Y %H:%M %Z");
-        message = format!("{message} Next call: {local}.");
-    }
-    Ok(Some(message))
 }
 
 #[tracing::instrument(skip_all)]

@@ -6,13 +6,13 @@ use std::sync::Arc;
 use chrono_tz::Tz;
 use tokio::sync::broadcast;
 
-use super::hours::{callee_zone, quiet_hours_message};
-use super::outcomes::{self, DayOutcomes};
-use super::policy::{Policy, PolicyError};
-use super::state::{self, CallEvent, Transition};
-use super::{Call, CallId, CallStatus, HistoryEntry, Schedule, ScheduleInput, ScheduleRules, ValidationErrors};
-use crate::clock;
-use crate::scheduler::TimedQueue;
+use crate::app::queue::TimedQueue;
+use crate::domain::clock;
+use crate::domain::hours::{callee_zone, quiet_hours_message};
+use crate::domain::outcomes::{self, DayOutcomes};
+use crate::domain::policy::{Policy, PolicyError};
+use crate::domain::state::{self, CallEvent, Transition};
+use crate::domain::{Call, CallId, CallStatus, HistoryEntry, Schedule, ScheduleInput, ScheduleRules, ValidationErrors};
 use crate::store::{CallPatch, Inserted, ListQuery, NewCall, Store, StoreError};
 
 /// Why a call could not be scheduled.

@@ -7,7 +7,17 @@ use chrono_tz::Tz;
 use serde::Serialize;
 
 use super::CallStatus;
-use crate::store::OutcomeCount;
+
+/// How many calls ended in one status during one time bucket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OutcomeCount {
+    /// The start of the bucket (a whole multiple of the bucket length since the Unix epoch).
+    pub bucket_start: DateTime<Utc>,
+    /// The terminal status the calls ended in.
+    pub status: CallStatus,
+    /// How many calls.
+    pub count: u32,
+}
 
 /// The length of the store's counting buckets.
 pub const BUCKET_SECS: u32 = 15 * 60;

@@ -5,14 +5,13 @@ use std::collections::HashMap;
 
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
-use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
 
-use super::AppState;
-use super::problem::ApiError;
-use crate::calls::{Call, CallId, CallStatus, HistoryEntry, ScheduleInput, ValidationErrors};
-use crate::rules::RuleId;
+use crate::domain::{Call, CallId, CallStatus, HistoryEntry, RuleId, ScheduleInput, ValidationErrors};
 use crate::store::ListQuery;
+use crate::web::AppState;
+use crate::web::problem::ApiError;
+use crate::web::requests::{is_json, local_time, path_id, read_fields, rfc3339};
 
 /// The fields a scheduling request may carry.
 const FIELDS: [&str; 5] = ["to", "at", "date", "time", "timezone"];
@@ -63,16 +62,6 @@ pub struct CallView {
     events: Option<Vec<HistoryEntry>>,
 }
 
-/// An instant as the API writes it: RFC 3339 UTC to the second.
-pub fn rfc3339(at: DateTime<Utc>) -> String {
-    at.to_rfc3339_opts(SecondsFormat::Secs, true)
-}
-
-/// The call's due time in its own zone, e.g. `Tue 24 Nov 2026 14:05 GMT`.
-pub fn local_time(call: &Call) -> String {
-    call.due_at.instant().with_timezone(&call.timezone.tz()).format("%a %d %b %Y %H:%M %Z").to_string()
-}
-
 impl CallView {
     /// The view of a call, with its history when given.
     pub fn new(call: Call, events: Option<Vec<HistoryEntry>>) -> Self {
@@ -99,29 +88,6 @@ impl CallView {
     }
 }
 
-/// Reads a JSON object whose fields must be among `allowed` and be strings (or null): an unknown
-/// field or a wrong type is reported against its name, like any other invalid value.
-pub fn read_fields(body: &[u8], allowed: &[&str]) -> Result<HashMap<String, String>, ApiError> {
-    let value: serde_json::Value =
-        serde_json::from_slice(body).map_err(|e| ApiError::BadRequest(format!("the body is not valid JSON: {e}")))?;
-    let serde_json::Value::Object(object) = value else {
-        return Err(ApiError::BadRequest("the body must be a JSON object".into()));
-    };
-    let mut errors = Vec::new();
-    for (name, value) in &object {
-        if !allowed.contains(&name.as_str()) {
-            errors.push((name.clone(), format!("unknown field; expected one of {}", allowed.join(", "))));
-        } else if !value.is_string() && !value.is_null() {
-            errors.push((name.clone(), "must be a string".into()));
-        }
-    }
-    if !errors.is_empty() {
-        let errors = errors.into_iter().map(|(field, message)| crate::calls::FieldError { field, message }).collect();
-        return Err(ApiError::Validation(ValidationErrors(errors)));
-    }
-    Ok(object.into_iter().filter_map(|(name, value)| value.as_str().map(|text| (name, text.to_owned()))).collect())
-}
-
 /// Reads a scheduling request.
 fn read_input(body: &[u8]) -> Result<ScheduleInput, ApiError> {
     let mut fields = read_fields(body, &FIELDS)?;
@@ -132,15 +98,6 @@ fn read_input(body: &[u8]) -> Result<ScheduleInput, ApiError> {
         time: fields.remove("time"),
         timezone: fields.remove("timezone"),
     })
-}
-
-/// True when the request says its body is JSON.
-pub fn is_json(req: &HttpRequest) -> bool {
-    req.headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .is_some_and(|mime| mime.trim().eq_ignore_ascii_case("application/json"))
 }
 
 fn idempotency_key(req: &HttpRequest) -> Result<Option<String>, ApiError> {
@@ -215,12 +172,6 @@ async fn list(
     });
     let calls = calls.into_iter().map(|c| CallView::new(c, None)).collect();
     Ok(HttpResponse::Ok().json(Listing { calls, limit: query.limit, offset: query.offset, next }))
-}
-
-/// Parses a call id from the path; a malformed id is simply a call that does not exist.
-pub fn path_id(raw: &str) -> Result<CallId, ApiError> {
-    raw.parse()
-        .map_err(|_| ApiError::NotFound(format!("no call with id `{}`", raw.chars().take(64).collect::<String>())))
 }
 
 #[tracing::instrument(skip(state))]

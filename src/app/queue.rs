@@ -12,6 +12,7 @@ use std::collections::{BinaryHeap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::Duration;
 
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use tokio::sync::Notify;
 use tokio::sync::broadcast::{Receiver, error::RecvError};
@@ -19,11 +20,17 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::Dispatch;
-use crate::calls::hours::{CallingHours, QuietAction, callee_zone, quiet_hours_message};
-use crate::calls::state::{self, CallEvent, Transition};
-use crate::calls::{Call, CallId, CallStatus, DueAt, HistoryEntry};
+use crate::domain::hours::{CallingHours, QuietAction, callee_zone, quiet_hours_message};
+use crate::domain::state::{self, CallEvent, Transition};
+use crate::domain::{Call, CallId, CallStatus, DueAt, HistoryEntry};
 use crate::store::{CallPatch, Claimed, DialLimits, HeldBack, LeaseTerms, QueueNotice, Store, StoreError};
+
+/// What the queue hands a claimed call to (the call flow, or a no-op in benchmarks).
+#[async_trait]
+pub trait Dispatch: Send + Sync + 'static {
+    /// Dials a call the queue has just claimed; runs in its own task.
+    async fn dispatch(&self, call: Call);
+}
 
 /// How long to wait before trying again when the limit of calls at once is reached (those calls
 /// may end on any instance, so there is nothing local to wait for).

@@ -5,8 +5,8 @@
 
 use tokio_cron_scheduler::{Job, JobScheduler, JobSchedulerError};
 
-use super::materialise::Materialiser;
-use crate::calls::flow::CallFlow;
+use super::materialiser::Materialiser;
+use crate::app::flow::CallFlow;
 
 /// Every 15 seconds, at 0, 15, 30 and 45 s past the minute.
 const EVERY_15_SECONDS: &str = "0/15 * * * * *";

@@ -1,12 +1,12 @@
 //! What happens once someone (or something) picks up: the joke is chosen at once, and spoken
 //! either straight away or, with answering-machine detection on, after Telnyx's verdict (see
-//! [`crate::calls::machine`]). Webhooks may arrive out of order, so a verdict or a greeting-end
+//! [`crate::domain::machine`]). Webhooks may arrive out of order, so a verdict or a greeting-end
 //! that overtakes `call.answered` stands for the answer itself: both can only follow one.
 
 use super::{CallFlow, FlowError};
-use crate::calls::machine::{MachinePolicy, MachineStep};
-use crate::calls::state::{CallEvent, Transition};
-use crate::calls::{Call, CallStatus, HistoryEntry};
+use crate::domain::machine::{MachinePolicy, MachineStep};
+use crate::domain::state::{CallEvent, Transition};
+use crate::domain::{Call, CallStatus, HistoryEntry};
 use crate::store::CallPatch;
 use crate::telnyx::webhook::Webhook;
 
