@@ -1,7 +1,28 @@
 //! Dial-A-Joke: schedules phone calls that tell a joke, through the Telnyx Call Control API v2.
 //!
-//! This file wires the parts together (store, Telnyx client, call flow, timed queue, web) and
-//! owns start-up and graceful shutdown.
+//! The code is read top to bottom, and every import points down:
+//!
+//! ```text
+//! web      the pages, the JSON API by resource (calls, rules) and face (api, pages), webhook
+//!          intake, the live stream, health; the request guards and the one error mapping
+//!   ▼
+//! app      the calls and rules services, the call flow and its inbox, the timed queue, the
+//!          materialiser, housekeeping
+//!   ▼
+//! store · telnyx · jokes · ngrok
+//!          durable state (SQLite, PostgreSQL) · the Telnyx client and webhook types · the joke
+//!          sources · the local ngrok agent; none of them knows the others
+//!   ▼
+//! config   the settings, read into domain values
+//!   ▼
+//! domain   values that can only be valid, the call and rule records, the state machine, calling
+//!          hours, limits, policies, recurrence and a rule's next call: no I/O, no sqlx, no actix
+//! ```
+//!
+//! A module may use its own layer and the ones below it, never one above nor a neighbour on its
+//! own floor, and no modules import each other in a circle: `cargo test --lib layering` holds
+//! the code to this. The Telnyx simulator ([`sim`]) stands apart and imports nothing of the
+//! service. This file wires the parts together and owns start-up and graceful shutdown.
 
 pub mod app;
 pub mod balance;
@@ -9,6 +30,8 @@ pub mod config;
 pub mod demo;
 pub mod domain;
 pub mod jokes;
+#[cfg(test)]
+mod layering;
 pub mod ngrok;
 pub mod sim;
 pub mod store;
