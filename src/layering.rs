@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 /// anything.
 fn floor(top: &str) -> Option<u8> {
     match top {
-        "domain" => Some(0),
+        "domain" | "errors" => Some(0),
         "config" => Some(1),
         "store" | "telnyx" | "jokes" | "ngrok" => Some(2),
         "app" => Some(3),

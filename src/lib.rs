@@ -29,6 +29,7 @@ pub mod balance;
 pub mod config;
 pub mod demo;
 pub mod domain;
+pub mod errors;
 pub mod jokes;
 #[cfg(test)]
 mod layering;
@@ -65,7 +66,7 @@ use crate::web::AppState;
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     /// The database could not be opened or migrated.
-    #[error("database {url}: {source}")]
+    #[error("cannot open database {url}")]
     Store {
         /// The URL (without credentials).
         url: String,
@@ -73,19 +74,19 @@ pub enum StartError {
         source: store::StoreError,
     },
     /// The Telnyx public key is not a valid key.
-    #[error("configuration: TELNYX_PUBLIC_KEY is invalid: {0}")]
-    PublicKey(telnyx::signature::SignatureError),
+    #[error("configuration: TELNYX_PUBLIC_KEY is invalid")]
+    PublicKey(#[source] telnyx::signature::SignatureError),
     /// The HTTP client could not be built.
-    #[error("Telnyx client: {0}")]
+    #[error("cannot build the Telnyx client")]
     Telnyx(#[from] telnyx::client::TelnyxError),
     /// No public URL was configured and none could be found.
     #[error(transparent)]
     PublicUrl(#[from] ngrok::NoTunnel),
     /// The templates do not parse (a build defect).
-    #[error("templates: {0}")]
+    #[error("the templates do not parse")]
     Templates(#[from] tera::Error),
     /// The listening socket could not be opened.
-    #[error("cannot listen on {addr}: {source}")]
+    #[error("cannot listen on {addr}")]
     Bind {
         /// The address.
         addr: SocketAddr,
@@ -93,7 +94,7 @@ pub enum StartError {
         source: std::io::Error,
     },
     /// The housekeeping scheduler could not start.
-    #[error("housekeeping: {0}")]
+    #[error("cannot start the housekeeping jobs")]
     Housekeeping(#[from] tokio_cron_scheduler::JobSchedulerError),
 }
 

@@ -40,6 +40,25 @@ fn an_invalid_from_number_stops_start_up_naming_the_variable_and_never_prints_th
     assert!(!stderr.contains("KEYsecret123"));
 }
 
+#[test]
+fn a_database_that_cannot_be_opened_stops_start_up_with_the_whole_reason() {
+    let (ok, stderr) = run_binary(&[
+        ("TELNYX_API_KEY", "KEYsecret123"),
+        ("TELNYX_PUBLIC_KEY", "cQzLQBy26bKTWRwDFuHlAGPNWrb+pU6soOys9UyvO0k="),
+        ("TELNYX_CONNECTION_ID", "1"),
+        ("TELNYX_FROM_NUMBER", "+1 202 555 0100"),
+        ("DIALAJOKE_PUBLIC_URL", "http://127.0.0.1:8080"),
+        ("DIALAJOKE_BIND", "127.0.0.1:0"),
+        ("DIALAJOKE_DATABASE_URL", "sqlite:///no/such/folder/x.db"),
+    ]);
+
+    assert!(!ok);
+    let line = stderr.lines().last().expect("an error line");
+    // This layer's words, then each cause down to the operating system's.
+    assert!(line.contains("cannot open database sqlite:///no/such/folder/x.db: "), "{stderr}");
+    assert!(line.contains("unable to open database file"), "{stderr}");
+}
+
 async fn fake_agent(body: &'static str) -> String {
     let server = HttpServer::new(move || {
         App::new().route(

@@ -33,10 +33,10 @@ pub use sqlite::SqliteStore;
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// The database failed or could not be reached.
-    #[error("database error")]
+    #[error("the database failed")]
     Database(#[from] sqlx::Error),
     /// The migrations could not be applied.
-    #[error("database migration failed")]
+    #[error("the database's migrations could not be applied")]
     Migration(#[from] sqlx::migrate::MigrateError),
     /// A stored row could not be read back as a valid value.
     #[error("stored row is corrupt: {0}")]

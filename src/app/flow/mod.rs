@@ -38,10 +38,10 @@ const MAX_EVENT_ATTEMPTS: u32 = 5;
 #[derive(Debug, thiserror::Error)]
 pub enum FlowError {
     /// The store failed.
-    #[error("store: {0}")]
+    #[error("the store failed")]
     Store(#[from] StoreError),
     /// The stored body is not a webhook (it was checked at intake, so this means corruption).
-    #[error("webhook body: {0}")]
+    #[error("the stored webhook body is unreadable")]
     Webhook(#[from] WebhookError),
     /// A call read a moment ago is gone (calls are never deleted, so this means corruption).
     #[error("the call is no longer in the store")]
