@@ -5,7 +5,7 @@
 //! last tests are PostgreSQL's own: what several instances sharing one database see of each
 //! other.
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 use std::sync::Arc;

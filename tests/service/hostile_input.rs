@@ -3,7 +3,7 @@
 //! dates, DST gaps, past times, unknown zones, premium-rate and malformed numbers. Each gets 422
 //! naming the field, and nothing is stored.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

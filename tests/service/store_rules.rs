@@ -4,7 +4,7 @@
 //! the time it was read with, pausing and deleting a rule cancel what it has waiting, and a group
 //! of webhook events is recorded in one go, each once.
 
-mod common;
+use crate::common;
 
 use chrono::{DateTime, NaiveTime, Utc};
 use common::backends::{TestStore, on_both_backends};

@@ -1,7 +1,7 @@
 //! Every error is a problem document (RFC 9457) on API routes and a friendly page on page
 //! routes, with the request id as `instance` and `X-Request-Id`, and nothing internal leaks.
 
-mod common;
+use crate::common;
 
 use common::spawn_app;
 use serde_json::Value;

@@ -3,7 +3,7 @@
 //! history; a rejected or completed one never is. The spacing is shrunk to a second here
 //! (`DIALAJOKE_RETRY_SPACING_SECS`; ten minutes by default).
 
-mod common;
+use crate::common;
 
 use chrono::{DateTime, Utc};
 use common::flow::{SOON, wait_until_applied};

@@ -2,7 +2,7 @@
 //! makes across the 2026 clock changes in New York and Dublin, what it makes up (or skips) after
 //! the service was down, and two instances sharing one database making every occurrence once.
 
-mod common;
+use crate::common;
 
 use chrono::{DateTime, Duration, NaiveTime, Utc};
 use common::scheduler::{Scheduler, limited_scheduler, queue_settings, scheduler};

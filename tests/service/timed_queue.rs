@@ -4,7 +4,7 @@
 //! chosen instants: a call that falls due in its callee's quiet hours is moved to the morning or
 //! marked, never dialled.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::time::Duration;

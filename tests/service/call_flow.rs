@@ -2,7 +2,7 @@
 //! receives its signed webhooks, speaks a joke and hangs up. Each scenario checks the final
 //! status, the history and the exact number of requests the simulator received.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -4,7 +4,7 @@
 //! joke as soon as detection says so; with detection off nothing is asked and the joke starts on
 //! answer.
 
-mod common;
+use crate::common;
 
 use common::flow::{counts, dial_bodies, run_to_the_end};
 use common::{Options, TestApp, spawn_app, spawn_app_with};

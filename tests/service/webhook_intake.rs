@@ -1,7 +1,7 @@
 //! Webhook intake over real HTTP: only correctly signed, fresh, well-formed JSON events are
 //! recorded in the inbox, each event once, and every refusal is a problem document saying why.
 
-mod common;
+use crate::common;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;

@@ -1,6 +1,6 @@
 //! Health endpoints: alive, ready and info answer JSON with a request id, and info shows no secret.
 
-mod common;
+use crate::common;
 
 use common::{API_KEY, TestApp, spawn_app};
 use serde_json::{Value, json};

@@ -2,7 +2,7 @@
 //! scheduling and cancelling through forms, recurring calls set up, paused, resumed and deleted
 //! through forms, and errors shown next to the fields they are about.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

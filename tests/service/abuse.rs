@@ -7,7 +7,7 @@
 //! in `/info`, and CORS and security headers on every answer. Every refusal is a clear problem
 //! document (or page) and stores nothing.
 
-mod common;
+use crate::common;
 
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::Duration;

@@ -1,7 +1,7 @@
 //! The pages' live stream (`GET /events`, server-sent events): a new or changed call arrives as
 //! its freshly rendered row, and a call that ends brings the redrawn outcome chart.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

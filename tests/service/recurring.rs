@@ -3,7 +3,7 @@
 //! allowed, a time in quiet hours and a rhythm over the limits are refused; and an occurrence
 //! that is ringing when the service restarts rings once, after which the rule moves on.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

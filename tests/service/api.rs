@@ -1,6 +1,6 @@
 //! The JSON API: scheduling, validation, idempotency, listing, lookup and cancelling.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 
