@@ -56,15 +56,12 @@ async fn a_machine_hung_up_on_is_retried_like_an_unanswered_call() {
     let app = spawn_app_with(options).await;
 
     let first = run_to_the_end(&app, Behaviour::Machine).await;
-    let deadline = tokio::time::Instant::now() + common::FLOW_BOUND;
-    let retried = loop {
+    let retried = common::poll::poll_until("a retry ended", common::FLOW_BOUND, || async {
         let calls = app.all_calls().await;
-        if let Some(found) = calls.iter().find(|c| c["retry_of"] == first["id"] && common::is_final(&c["status"])) {
-            break found.clone();
-        }
-        assert!(tokio::time::Instant::now() < deadline, "no retry ended: {calls:#?}");
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    };
+        let found = calls.iter().find(|c| c["retry_of"] == first["id"] && common::is_final(&c["status"])).cloned();
+        found.ok_or(calls)
+    })
+    .await;
 
     assert_eq!(first["status"], "no_answer");
     assert_eq!((&retried["status"], &retried["retry"]), (&Value::from("no_answer"), &Value::from(1)));

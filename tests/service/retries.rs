@@ -30,15 +30,12 @@ async fn chain(app: &TestApp, first: &str) -> Vec<Value> {
 
 /// Waits until the chain started by `first` has `length` calls, all final.
 async fn chain_of(app: &TestApp, first: &str, length: usize) -> Vec<Value> {
-    let deadline = tokio::time::Instant::now() + FLOW_BOUND * 2;
-    loop {
+    common::poll::poll_until("the chain got there", FLOW_BOUND * 2, || async {
         let calls = chain(app, first).await;
-        if calls.len() == length && calls.iter().all(|call| common::is_final(&call["status"])) {
-            return calls;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "the chain never got there: {calls:#?}");
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+        let done = calls.len() == length && calls.iter().all(|call| common::is_final(&call["status"]));
+        if done { Ok(calls) } else { Err(calls) }
+    })
+    .await
 }
 
 fn time_of(call: &Value, kind: &str) -> DateTime<Utc> {

@@ -12,13 +12,11 @@ const TOKEN: &str = "TOKEN-sekrit-0123456789-page";
 const FORMS_SECRET: &str = "FORMS-sekrit-0123456789-0123456789-hmac";
 
 async fn until_ready(http: &reqwest::Client, base: &str) {
-    for _ in 0..200 {
-        if http.get(format!("{base}/ready")).send().await.is_ok_and(|r| r.status() == 200) {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("the service never became ready");
+    crate::common::poll::poll_until("the service was ready", crate::common::FLOW_BOUND, || async {
+        let answer = http.get(format!("{base}/ready")).send().await;
+        if answer.as_ref().is_ok_and(|r| r.status() == 200) { Ok(()) } else { Err(answer.map(|r| r.status())) }
+    })
+    .await
 }
 
 #[tokio::test]

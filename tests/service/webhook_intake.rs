@@ -52,19 +52,15 @@ async fn problem_detail(response: reqwest::Response, status: u16) -> String {
 /// Polls (bounded) until the inbox row of `event_id` has been processed; returns `processed_at`.
 async fn wait_until_processed(app: &TestApp, event_id: &str) -> i64 {
     let db = app.db().await;
-    let deadline = tokio::time::Instant::now() + PROCESS_BOUND;
-    loop {
+    common::poll::poll_until(&format!("event {event_id} was processed"), PROCESS_BOUND, || async {
         let processed: Option<i64> = sqlx::query_scalar("SELECT processed_at FROM inbox WHERE event_id = ?")
             .bind(event_id)
             .fetch_one(&db)
             .await
             .expect("the event is in the inbox");
-        if let Some(at) = processed {
-            return at;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "event {event_id} was never processed");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+        processed.ok_or("not yet")
+    })
+    .await
 }
 
 #[tokio::test]
