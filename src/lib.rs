@@ -136,9 +136,9 @@ impl Application {
     /// Like [`Application::build_on`], with `probes` plugged in.
     pub async fn build_probed(config: Config, listener: TcpListener, probes: Probes) -> Result<Self, StartError> {
         let addr = listener.local_addr().map_err(|source| StartError::Bind { addr: config.bind, source })?;
-        let store = store::open(&config.database_url, config.limits)
+        let store = store::open(config.database_url.expose(), config.limits)
             .await
-            .map_err(|source| StartError::Store { url: store::redact_url(&config.database_url), source })?;
+            .map_err(|source| StartError::Store { url: config.database_url.to_string(), source })?;
         let public_url = match &config.public_url {
             Some(url) => url.clone(),
             None => ngrok::public_url(ngrok::AGENT_URL).await?,
@@ -153,7 +153,7 @@ impl Application {
         let secure_cookies = config.secure_cookies.for_public_url(&public_url);
         let forms_key = forms_key(&config, store.as_ref())
             .await
-            .map_err(|source| StartError::Store { url: store::redact_url(&config.database_url), source })?;
+            .map_err(|source| StartError::Store { url: config.database_url.to_string(), source })?;
         let state = AppState {
             rules: RuleService::new(
                 Arc::clone(&store),

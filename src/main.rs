@@ -82,9 +82,9 @@ async fn serve(config: Result<Config, dialajoke::config::ConfigError>) -> Result
 
 async fn migrate(file: Option<&std::path::Path>) -> Result<(), String> {
     let url = Config::database_url(file, |name| std::env::var(name).ok()).map_err(|e| report(&e))?;
-    dialajoke::store::open(&url, dialajoke::domain::limits::Limits::NONE)
+    dialajoke::store::open(url.expose(), dialajoke::domain::limits::Limits::NONE)
         .await
-        .map_err(|e| format!("cannot open database {}: {}", dialajoke::store::redact_url(&url), report(&e)))?;
+        .map_err(|e| format!("cannot open database {url}: {}", report(&e)))?;
     println!("database ready");
     Ok(())
 }

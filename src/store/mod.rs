@@ -292,25 +292,5 @@ pub async fn open(url: &str, limits: Limits) -> Result<Arc<dyn Store>, StoreErro
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         return Ok(Arc::new(PgStore::open(url, limits).await?));
     }
-    Err(StoreError::UnsupportedUrl(redact_url(url)))
-}
-
-/// A database URL with any password removed, safe to show.
-pub fn redact_url(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme_end), Some(at)) if at > scheme_end => format!("{}://…{}", &url[..scheme_end], &url[at..]),
-        _ => url.to_owned(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_database_url_is_shown_without_its_password() {
-        let shown = redact_url("postgres://jokes:s3cret@db.example.com:5432/jokes");
-        assert!(!shown.contains("s3cret"), "{shown}");
-        assert_eq!(shown, "postgres://…@db.example.com:5432/jokes");
-    }
+    Err(StoreError::UnsupportedUrl(crate::config::redact_url(url)))
 }
