@@ -145,7 +145,7 @@ impl Application {
         };
         let webhook_url = format!("{public_url}/webhook");
         let flow = build_flow(&config, Arc::clone(&store), &webhook_url)?;
-        let queue = TimedQueue::new(Arc::clone(&store), Arc::new(flow.clone()), queue_settings(&config));
+        let queue = TimedQueue::new(store.clone(), Arc::new(flow.clone()), queue_settings(&config));
         flow.wake_with(queue.downgrade());
         let plan = PlanSettings { grace: config.grace, hours: config.calling_hours, quiet: config.quiet_action };
         let materialiser = Materialiser::new(Arc::clone(&store), queue.clone(), plan);
@@ -156,12 +156,12 @@ impl Application {
             .map_err(|source| StartError::Store { url: config.database_url.to_string(), source })?;
         let state = AppState {
             rules: RuleService::new(
-                Arc::clone(&store),
+                store.clone(),
                 materialiser.clone(),
                 policy(&config),
                 CheckPool::new(CheckPool::default_size(), probes.rule_check),
             ),
-            calls: CallService::new(Arc::clone(&store), queue.clone(), policy(&config)),
+            calls: CallService::new(store.clone(), queue.clone(), policy(&config)),
             flow: flow.clone(),
             webhook_key: webhook_key(&config)?,
             templates: web::templates::load()?,

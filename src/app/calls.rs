@@ -13,7 +13,7 @@ use crate::domain::outcomes::{self, DayOutcomes};
 use crate::domain::policy::{Policy, PolicyError};
 use crate::domain::state::{self, CallEvent, Transition};
 use crate::domain::{Call, CallId, CallStatus, HistoryEntry, Schedule, ScheduleInput, ScheduleRules, ValidationErrors};
-use crate::store::{CallPatch, Inserted, ListQuery, NewCall, Store, StoreError};
+use crate::store::{CallPatch, Calls, Inserted, ListQuery, NewCall, StoreError};
 
 /// Why a call could not be scheduled.
 #[derive(Debug, thiserror::Error)]
@@ -68,14 +68,14 @@ pub struct Scheduled {
 /// The calls service; cheap to clone.
 #[derive(Clone)]
 pub struct CallService {
-    store: Arc<dyn Store>,
+    store: Arc<dyn Calls>,
     queue: TimedQueue,
     policy: Policy,
 }
 
 impl CallService {
     /// A service over `store` that tells `queue` about new calls.
-    pub fn new(store: Arc<dyn Store>, queue: TimedQueue, policy: Policy) -> Self {
+    pub fn new(store: Arc<dyn Calls>, queue: TimedQueue, policy: Policy) -> Self {
         Self { store, queue, policy }
     }
 

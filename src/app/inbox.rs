@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use tokio::sync::{mpsc, oneshot};
 
-use crate::store::{InboxEvent, Store, StoreError};
+use crate::store::{self, InboxEvent, StoreError};
 
 /// Most events in one transaction: big enough to amortise a commit, small enough that the first
 /// event of a group does not wait long for the last.
@@ -24,13 +24,13 @@ struct Waiting {
 /// Records webhook events in the store, grouping concurrent ones into one transaction.
 #[derive(Clone)]
 pub struct Inbox {
-    store: Arc<dyn Store>,
+    store: Arc<dyn store::Inbox>,
     waiting: mpsc::Sender<Waiting>,
 }
 
 impl Inbox {
     /// Starts the writer task (needs a Tokio runtime); it ends when the last `Inbox` is dropped.
-    pub fn start(store: Arc<dyn Store>) -> Self {
+    pub fn start(store: Arc<dyn store::Inbox>) -> Self {
         let (waiting, queue) = mpsc::channel(QUEUE);
         tokio::spawn(write_groups(Arc::clone(&store), queue));
         Self { store, waiting }
@@ -52,7 +52,7 @@ impl Inbox {
     }
 }
 
-async fn write_groups(store: Arc<dyn Store>, mut queue: mpsc::Receiver<Waiting>) {
+async fn write_groups(store: Arc<dyn store::Inbox>, mut queue: mpsc::Receiver<Waiting>) {
     let mut group = Vec::with_capacity(MAX_GROUP);
     while queue.recv_many(&mut group, MAX_GROUP).await > 0 {
         let events: Vec<InboxEvent> = group.iter().map(|w| w.event.clone()).collect();

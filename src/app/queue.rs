@@ -23,7 +23,7 @@ use tokio_util::task::TaskTracker;
 use crate::domain::hours::{CallingHours, QuietAction, callee_zone, quiet_hours_message};
 use crate::domain::state::{self, CallEvent, Transition};
 use crate::domain::{Call, CallId, CallStatus, DueAt, HistoryEntry};
-use crate::store::{CallPatch, Claimed, DialLimits, HeldBack, LeaseTerms, QueueNotice, Store, StoreError};
+use crate::store::{CallPatch, Claimed, DialLimits, DialQueue, HeldBack, LeaseTerms, QueueNotice, StoreError};
 
 /// What the queue hands a claimed call to (the call flow, or a no-op in benchmarks).
 #[async_trait]
@@ -79,7 +79,7 @@ struct Window {
 }
 
 struct Inner {
-    store: Arc<dyn Store>,
+    store: Arc<dyn DialQueue>,
     dispatcher: Arc<dyn Dispatch>,
     settings: QueueSettings,
     window: Mutex<Window>,
@@ -101,7 +101,7 @@ fn locked<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl TimedQueue {
     /// A queue over `store` that hands claimed calls to `dispatcher`.
-    pub fn new(store: Arc<dyn Store>, dispatcher: Arc<dyn Dispatch>, settings: QueueSettings) -> Self {
+    pub fn new(store: Arc<dyn DialQueue>, dispatcher: Arc<dyn Dispatch>, settings: QueueSettings) -> Self {
         let window = Window { stale: true, ..Window::default() };
         let inner = Inner {
             store,

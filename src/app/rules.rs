@@ -14,7 +14,7 @@ use crate::domain::hours::{CallingHours, callee_zone, quiet_hours_message};
 use crate::domain::policy::{Policy, PolicyError};
 use crate::domain::rule_input::{self, RuleInput};
 use crate::domain::{Kind, NewRule, Occurrence, Rule, RuleId, RuleStatus};
-use crate::store::{Store, StoreError};
+use crate::store::{Rules, StoreError};
 
 /// How far ahead a rule's occurrences are checked against the calling hours.
 const HOURS_CHECKED: Duration = Duration::days(366);
@@ -44,7 +44,7 @@ pub enum RuleError {
 /// The rules service; cheap to clone.
 #[derive(Clone)]
 pub struct RuleService {
-    store: Arc<dyn Store>,
+    store: Arc<dyn Rules>,
     materialiser: Materialiser,
     policy: Policy,
     checks: CheckPool,
@@ -53,7 +53,7 @@ pub struct RuleService {
 impl RuleService {
     /// A service over `store` whose rules get their calls from `materialiser` and have their
     /// occurrences checked in `checks`.
-    pub fn new(store: Arc<dyn Store>, materialiser: Materialiser, policy: Policy, checks: CheckPool) -> Self {
+    pub fn new(store: Arc<dyn Rules>, materialiser: Materialiser, policy: Policy, checks: CheckPool) -> Self {
         Self { store, materialiser, policy, checks }
     }
 

@@ -24,7 +24,7 @@ struct Fixture {
 }
 
 fn fixture(t: TestStore, settings: QueueSettings) -> Fixture {
-    let queue = TimedQueue::new(Arc::clone(&t.store), Arc::new(Recorder::default()), settings);
+    let queue = TimedQueue::new(t.store.clone(), Arc::new(Recorder::default()), settings);
     Fixture { t, queue }
 }
 

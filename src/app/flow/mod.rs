@@ -108,7 +108,7 @@ pub fn call_key(hook: &Webhook) -> String {
 impl CallFlow {
     /// A flow over `store` speaking to `telnyx` (starts the inbox writer: needs a Tokio runtime).
     pub fn new(store: Arc<dyn Store>, telnyx: TelnyxClient, jokes: Jokes, settings: FlowSettings) -> Self {
-        let inbox = Inbox::start(Arc::clone(&store));
+        let inbox = Inbox::start(store.clone());
         let inner = Inner {
             store,
             inbox,

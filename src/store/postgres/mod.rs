@@ -5,7 +5,7 @@
 //! instances with `NOTIFY`.
 
 mod calls;
-mod dialing;
+mod dial_queue;
 mod inbox;
 mod limits;
 mod notices;
@@ -15,7 +15,6 @@ mod sessions;
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::migrate::MigrateDatabase;
 use sqlx::postgres::{PgPoolOptions, PgRow};
@@ -24,14 +23,10 @@ use tokio::sync::{Semaphore, broadcast};
 use tokio_util::sync::{CancellationToken, DropGuard};
 
 use super::feeds::queue_notice_channel;
-use super::{
-    CallPatch, ChangeFeed, Claimed, DialLimits, EventsLock, InboxEvent, Inserted, LeaseTerms, ListQuery, NewCall,
-    PendingEvent, QueueNotice, RuleStep, Stepped, Store, StoreError, TakenOver, Takeover,
-};
+use super::{ChangeFeed, QueueNotice, StoreError};
+use crate::domain::RuleId;
 use crate::domain::limits::Limits;
-use crate::domain::outcomes::OutcomeCount;
-use crate::domain::{Call, CallId, CallStatus, DueAt, HistoryEntry, PhoneNumber, Timezone};
-use crate::domain::{NewRule, Rule, RuleId, RuleStatus};
+use crate::domain::{Call, CallId, DueAt, PhoneNumber, Timezone};
 use notices::{Hearers, Note};
 
 /// Connections one instance keeps at most. Several instances share the server's limit
@@ -147,249 +142,4 @@ struct Link {
 
 fn attempt_value(attempt: u32) -> i32 {
     i32::try_from(attempt).unwrap_or(i32::MAX)
-}
-
-#[async_trait]
-impl Store for PgStore {
-    #[tracing::instrument(skip(self))]
-    async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
-        Ok(())
-    }
-
-    async fn now(&self) -> Result<DateTime<Utc>, StoreError> {
-        Ok(sqlx::query_scalar("SELECT clock_timestamp()").fetch_one(&self.pool).await?)
-    }
-
-    #[tracing::instrument(skip(self, call), fields(call_id = %call.id))]
-    async fn insert_call(&self, call: &NewCall) -> Result<Inserted, StoreError> {
-        self.insert(call).await
-    }
-
-    #[tracing::instrument(skip(self))]
-    async fn find_idempotent(&self, key: &str) -> Result<Option<(Call, String)>, StoreError> {
-        self.idempotent(key).await
-    }
-
-    #[tracing::instrument(skip(self), fields(call_id = %id))]
-    async fn get_call(&self, id: CallId) -> Result<Option<Call>, StoreError> {
-        let sql = format!("SELECT {CALL_COLUMNS} FROM calls WHERE id = $1");
-        let row = sqlx::query(&sql).bind(id.as_uuid()).fetch_optional(&self.pool).await?;
-        row.as_ref().map(call_from_row).transpose()
-    }
-
-    #[tracing::instrument(skip(self))]
-    async fn find_by_call_control_id(&self, id: &str) -> Result<Option<Call>, StoreError> {
-        let sql = format!("SELECT {CALL_COLUMNS} FROM calls WHERE call_control_id = $1 LIMIT 1");
-        let row = sqlx::query(&sql).bind(id).fetch_optional(&self.pool).await?;
-        row.as_ref().map(call_from_row).transpose()
-    }
-
-    fn changes(&self) -> broadcast::Receiver<CallId> {
-        self.changes.subscribe()
-    }
-
-    fn queue_notices(&self) -> broadcast::Receiver<QueueNotice> {
-        self.notices.subscribe()
-    }
-
-    #[tracing::instrument(skip(self))]
-    async fn outcome_counts(&self, since: DateTime<Utc>, bucket_secs: u32) -> Result<Vec<OutcomeCount>, StoreError> {
-        self.outcomes(since, bucket_secs).await
-    }
-
-    #[tracing::instrument(skip(self))]
-    async fn list_calls(&self, query: &ListQuery) -> Result<Vec<Call>, StoreError> {
-        let sql = format!(
-            "SELECT {CALL_COLUMNS} FROM calls WHERE ($1::text IS NULL OR status = $1) \
-             ORDER BY created_at DESC, id LIMIT $2 OFFSET $3"
-        );
-        let rows = sqlx::query(&sql)
-            .bind(query.status.map(CallStatus::as_str))
-            .bind(i64::from(query.limit))
-            .bind(i64::from(query.offset))
-            .fetch_all(&self.pool)
-            .await?;
-        calls_from_rows(&rows)
-    }
-
-    #[tracing::instrument(skip(self), fields(call_id = %id))]
-    async fn history(&self, id: CallId) -> Result<Vec<HistoryEntry>, StoreError> {
-        let rows = sqlx::query("SELECT at, kind, detail FROM call_events WHERE call_id = $1 ORDER BY seq")
-            .bind(id.as_uuid())
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(HistoryEntry {
-                    kind: row.try_get("kind")?,
-                    time: row.try_get("at")?,
-                    detail: row.try_get("detail")?,
-                })
-            })
-            .collect()
-    }
-
-    #[tracing::instrument(skip(self, patch, entry), fields(call_id = %id, %from, %to))]
-    async fn change_status(
-        &self,
-        id: CallId,
-        from: CallStatus,
-        to: CallStatus,
-        patch: &CallPatch,
-        entry: &HistoryEntry,
-    ) -> Result<bool, StoreError> {
-        self.change(id, from, to, patch, entry).await
-    }
-
-    #[tracing::instrument(skip(self, entry), fields(call_id = %id, kind = %entry.kind))]
-    async fn append_history(&self, id: CallId, entry: &HistoryEntry) -> Result<(), StoreError> {
-        self.append(id, entry).await
-    }
-
-    async fn next_due(&self, limit: u32) -> Result<Vec<(CallId, DueAt)>, StoreError> {
-        let rows = sqlx::query("SELECT id, due_at FROM calls WHERE status = 'scheduled' ORDER BY due_at LIMIT $1")
-            .bind(i64::from(limit))
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter()
-            .map(|row| {
-                let id: uuid::Uuid = row.try_get("id")?;
-                Ok((CallId::from(id), DueAt::from_stored(row.try_get("due_at")?)))
-            })
-            .collect()
-    }
-
-    #[tracing::instrument(skip(self, limits))]
-    async fn claim_due(&self, terms: &LeaseTerms, limit: u32, limits: &DialLimits) -> Result<Claimed, StoreError> {
-        self.claim(terms, limit, limits).await
-    }
-
-    #[tracing::instrument(skip(self, terms), fields(call_id = %id))]
-    async fn renew_lease(&self, id: CallId, terms: &LeaseTerms, attempt: u32) -> Result<bool, StoreError> {
-        self.renew(id, terms, attempt).await
-    }
-
-    #[tracing::instrument(skip(self))]
-    async fn mark_missed(&self, grace: Duration) -> Result<Vec<CallId>, StoreError> {
-        self.missed(grace).await
-    }
-
-    async fn orphaned_dials(&self, owner: Option<&str>) -> Result<Vec<Call>, StoreError> {
-        self.orphans(owner).await
-    }
-
-    #[tracing::instrument(skip(self, terms, limits), fields(call_id = %id))]
-    async fn take_over_dial(
-        &self,
-        id: CallId,
-        terms: &LeaseTerms,
-        limits: &DialLimits,
-        takeover: &Takeover,
-    ) -> Result<Option<TakenOver>, StoreError> {
-        self.take_over(id, terms, limits, takeover).await
-    }
-
-    async fn last_joke_for(&self, to: &PhoneNumber) -> Result<Option<String>, StoreError> {
-        let joke = sqlx::query_scalar(
-            "SELECT joke FROM calls WHERE to_number = $1 AND joke IS NOT NULL ORDER BY updated_at DESC LIMIT 1",
-        )
-        .bind(to.as_str())
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(joke)
-    }
-
-    #[tracing::instrument(skip(self, event), fields(event_id = %event.event_id))]
-    async fn inbox_insert(&self, event: &InboxEvent) -> Result<bool, StoreError> {
-        self.record_event(event).await
-    }
-
-    async fn inbox_pending(&self, call_key: &str) -> Result<Vec<PendingEvent>, StoreError> {
-        self.pending_events(call_key).await
-    }
-
-    async fn inbox_pending_keys(&self) -> Result<Vec<String>, StoreError> {
-        let keys = sqlx::query_scalar("SELECT DISTINCT call_key FROM inbox WHERE processed_at IS NULL")
-            .fetch_all(&self.pool)
-            .await?;
-        Ok(keys)
-    }
-
-    async fn inbox_finish(&self, seq: i64, error: Option<&str>, give_up: bool) -> Result<(), StoreError> {
-        self.finish_event(seq, error, give_up).await
-    }
-
-    async fn lock_events(&self, call_key: &str) -> Result<Option<EventsLock>, StoreError> {
-        self.try_lock_events(call_key).await
-    }
-
-    #[tracing::instrument(skip(self, events), fields(count = events.len()))]
-    async fn inbox_insert_group(&self, events: &[InboxEvent]) -> Result<Vec<bool>, StoreError> {
-        self.record_events(events).await
-    }
-
-    async fn due_calls(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<Call>, StoreError> {
-        let sql = format!(
-            "SELECT {CALL_COLUMNS} FROM calls WHERE status = 'scheduled' AND due_at <= $1 ORDER BY due_at LIMIT $2"
-        );
-        let rows = sqlx::query(&sql).bind(now).bind(i64::from(limit)).fetch_all(&self.pool).await?;
-        calls_from_rows(&rows)
-    }
-
-    #[tracing::instrument(skip(self, entry), fields(call_id = %id))]
-    async fn reschedule(&self, id: CallId, from: DueAt, to: DueAt, entry: &HistoryEntry) -> Result<bool, StoreError> {
-        self.move_due(id, from, to, entry).await
-    }
-
-    #[tracing::instrument(skip(self, call), fields(call_id = %call.id, %first, retry))]
-    async fn insert_retry(
-        &self,
-        call: &NewCall,
-        first: CallId,
-        retry: u32,
-        rule: Option<RuleId>,
-    ) -> Result<bool, StoreError> {
-        let link = Link { rule, occurrence_at: None, retry: Some((first, retry)) };
-        let mut tx = self.pool.begin().await?;
-        let created = self.insert_linked(&mut tx, call, &link).await?;
-        tx.commit().await?;
-        if created {
-            self.changes.publish(call.id);
-        }
-        Ok(created)
-    }
-
-    async fn insert_rule(&self, rule: &NewRule, now: DateTime<Utc>) -> Result<Rule, StoreError> {
-        self.insert_rule_row(rule, now).await
-    }
-
-    async fn get_rule(&self, id: RuleId) -> Result<Option<Rule>, StoreError> {
-        self.rule_by_id(id).await
-    }
-
-    async fn list_rules(&self) -> Result<Vec<Rule>, StoreError> {
-        self.all_rules().await
-    }
-
-    async fn set_rule_status(
-        &self,
-        id: RuleId,
-        status: RuleStatus,
-        now: DateTime<Utc>,
-    ) -> Result<Option<Rule>, StoreError> {
-        self.change_rule_status(id, status, now).await
-    }
-
-    async fn delete_rule(&self, id: RuleId) -> Result<bool, StoreError> {
-        self.remove_rule(id).await
-    }
-
-    async fn rules_to_materialise(&self, late_before: DateTime<Utc>) -> Result<Vec<Rule>, StoreError> {
-        self.rules_needing_calls(late_before).await
-    }
-
-    async fn step_rule(&self, step: &RuleStep) -> Result<Stepped, StoreError> {
-        self.apply_rule_step(step).await
-    }
 }

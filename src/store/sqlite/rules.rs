@@ -3,6 +3,7 @@
 //! compare-and-set and the unique (rule, occurrence) key on calls are what keep every occurrence
 //! to a single call.
 
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
@@ -10,7 +11,7 @@ use sqlx::sqlite::SqliteRow;
 use super::{Link, SqliteStore, from_millis, insert_call_row, insert_history, limits, millis};
 use crate::domain::{CallId, DueAt, HistoryEntry, PhoneNumber, Timezone};
 use crate::domain::{CatchUp, NewRule, Recurrence, Rule, RuleId, RuleStatus};
-use crate::store::{RuleStep, Stepped, StoreError};
+use crate::store::{RuleStep, Rules, Stepped, StoreError};
 
 /// A rule's columns and its waiting call (the earliest scheduled call made for an occurrence).
 const RULE_SELECT: &str = "SELECT s.id, s.to_number, s.timezone, s.recurrence, s.catch_up, s.status, s.cursor_at, \
@@ -51,9 +52,37 @@ fn rules_from_rows(rows: &[SqliteRow]) -> Result<Vec<Rule>, StoreError> {
     rows.iter().map(rule_from_row).collect()
 }
 
-impl SqliteStore {
+/// Cancels every scheduled call of a rule (its waiting occurrence and any retry), with the reason
+/// in each one's history; returns their ids. A cancelled call gives its occurrence back (it never
+/// rang), so resuming the rule before that moment makes the call again.
+async fn cancel_waiting(
+    conn: &mut sqlx::SqliteConnection,
+    rule: RuleId,
+    now: DateTime<Utc>,
+    reason: &str,
+) -> Result<Vec<CallId>, StoreError> {
+    let rows = sqlx::query(
+        "UPDATE calls SET status = 'cancelled', occurrence_at = NULL, updated_at = ? \
+         WHERE rule_id = ? AND status = 'scheduled' RETURNING id",
+    )
+    .bind(millis(now))
+    .bind(rule.to_string())
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut ids = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let id: CallId = row.try_get::<String, _>("id")?.parse().map_err(|_| StoreError::Corrupt("call id".into()))?;
+        let entry = HistoryEntry { kind: "cancelled".into(), time: now, detail: Some(reason.into()) };
+        insert_history(&mut *conn, id, &entry).await?;
+        ids.push(id);
+    }
+    Ok(ids)
+}
+
+#[async_trait]
+impl Rules for SqliteStore {
     #[tracing::instrument(skip(self, rule), fields(rule_id = %rule.id))]
-    pub(super) async fn insert_rule_row(&self, rule: &NewRule, now: DateTime<Utc>) -> Result<Rule, StoreError> {
+    async fn insert_rule(&self, rule: &NewRule, now: DateTime<Utc>) -> Result<Rule, StoreError> {
         sqlx::query(
             "INSERT INTO schedules (id, to_number, timezone, recurrence, catch_up, status, cursor_at, created_at, \
              updated_at) VALUES (?, ?, ?, ?, ?, 'active', ?, ?, ?)",
@@ -68,29 +97,19 @@ impl SqliteStore {
         .bind(millis(now))
         .execute(&self.pool)
         .await?;
-        self.rule_by_id(rule.id).await?.ok_or_else(|| StoreError::Corrupt("lost rule insert".into()))
+        self.get_rule(rule.id).await?.ok_or_else(|| StoreError::Corrupt("lost rule insert".into()))
     }
-
-    pub(super) async fn rule_by_id(&self, id: RuleId) -> Result<Option<Rule>, StoreError> {
+    async fn get_rule(&self, id: RuleId) -> Result<Option<Rule>, StoreError> {
         let sql = format!("{RULE_SELECT} WHERE s.id = ?");
         let row = sqlx::query(&sql).bind(id.to_string()).fetch_optional(&self.pool).await?;
         row.as_ref().map(rule_from_row).transpose()
     }
-
-    pub(super) async fn all_rules(&self) -> Result<Vec<Rule>, StoreError> {
+    async fn list_rules(&self) -> Result<Vec<Rule>, StoreError> {
         let sql = format!("{RULE_SELECT} ORDER BY s.created_at, s.id");
         rules_from_rows(&sqlx::query(&sql).fetch_all(&self.pool).await?)
     }
-
-    pub(super) async fn rules_needing_calls(&self, late_before: DateTime<Utc>) -> Result<Vec<Rule>, StoreError> {
-        let sql = format!(
-            "SELECT * FROM ({RULE_SELECT}) r WHERE r.status = 'active' AND (r.waiting_id IS NULL OR r.waiting_due < ?)"
-        );
-        rules_from_rows(&sqlx::query(&sql).bind(millis(late_before)).fetch_all(&self.pool).await?)
-    }
-
     #[tracing::instrument(skip(self), fields(rule_id = %id, status = status.as_str()))]
-    pub(super) async fn change_rule_status(
+    async fn set_rule_status(
         &self,
         id: RuleId,
         status: RuleStatus,
@@ -114,11 +133,10 @@ impl SqliteStore {
         };
         tx.commit().await?;
         cancelled.iter().for_each(|call| self.changes.publish(*call));
-        self.rule_by_id(id).await
+        self.get_rule(id).await
     }
-
     #[tracing::instrument(skip(self), fields(rule_id = %id))]
-    pub(super) async fn remove_rule(&self, id: RuleId) -> Result<bool, StoreError> {
+    async fn delete_rule(&self, id: RuleId) -> Result<bool, StoreError> {
         let now = self.clock.now();
         let mut tx = self.pool.begin().await?;
         let deleted = sqlx::query("DELETE FROM schedules WHERE id = ?").bind(id.to_string()).execute(&mut *tx).await?;
@@ -130,9 +148,14 @@ impl SqliteStore {
         cancelled.iter().for_each(|call| self.changes.publish(*call));
         Ok(true)
     }
-
+    async fn rules_to_materialise(&self, late_before: DateTime<Utc>) -> Result<Vec<Rule>, StoreError> {
+        let sql = format!(
+            "SELECT * FROM ({RULE_SELECT}) r WHERE r.status = 'active' AND (r.waiting_id IS NULL OR r.waiting_due < ?)"
+        );
+        rules_from_rows(&sqlx::query(&sql).bind(millis(late_before)).fetch_all(&self.pool).await?)
+    }
     #[tracing::instrument(skip(self, step), fields(rule_id = %step.rule))]
-    pub(super) async fn apply_rule_step(&self, step: &RuleStep) -> Result<Stepped, StoreError> {
+    async fn step_rule(&self, step: &RuleStep) -> Result<Stepped, StoreError> {
         let now = self.clock.now();
         let mut tx = self.pool.begin_with(limits::IMMEDIATE).await?;
         let moved = sqlx::query(
@@ -162,31 +185,4 @@ impl SqliteStore {
         }
         Ok(Stepped::Moved { created })
     }
-}
-
-/// Cancels every scheduled call of a rule (its waiting occurrence and any retry), with the reason
-/// in each one's history; returns their ids. A cancelled call gives its occurrence back (it never
-/// rang), so resuming the rule before that moment makes the call again.
-async fn cancel_waiting(
-    conn: &mut sqlx::SqliteConnection,
-    rule: RuleId,
-    now: DateTime<Utc>,
-    reason: &str,
-) -> Result<Vec<CallId>, StoreError> {
-    let rows = sqlx::query(
-        "UPDATE calls SET status = 'cancelled', occurrence_at = NULL, updated_at = ? \
-         WHERE rule_id = ? AND status = 'scheduled' RETURNING id",
-    )
-    .bind(millis(now))
-    .bind(rule.to_string())
-    .fetch_all(&mut *conn)
-    .await?;
-    let mut ids = Vec::with_capacity(rows.len());
-    for row in &rows {
-        let id: CallId = row.try_get::<String, _>("id")?.parse().map_err(|_| StoreError::Corrupt("call id".into()))?;
-        let entry = HistoryEntry { kind: "cancelled".into(), time: now, detail: Some(reason.into()) };
-        insert_history(&mut *conn, id, &entry).await?;
-        ids.push(id);
-    }
-    Ok(ids)
 }

@@ -5,14 +5,16 @@
 
 use std::time::Duration;
 
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::{Postgres, Row, Transaction};
+use tokio::sync::broadcast;
 
 use super::notices::{CHANNEL, Note};
-use super::{CALL_COLUMNS, PgStore, attempt_value, call_from_row, calls_from_rows, secs};
-use crate::domain::{Call, CallId};
-use crate::store::dialing::{Usage, in_progress_sql};
-use crate::store::{Claimed, DialLimits, LeaseTerms, StoreError, TakenOver, Takeover};
+use super::{CALL_COLUMNS, PgStore, attempt_value, call_from_row, calls_from_rows, limits, secs};
+use crate::domain::{Call, CallId, DueAt, HistoryEntry, PhoneNumber};
+use crate::store::dial_queue::{Usage, in_progress_sql};
+use crate::store::{Claimed, DialLimits, DialQueue, LeaseTerms, QueueNotice, StoreError, TakenOver, Takeover};
 
 /// The advisory lock every claim and takeover holds while it counts and logs dials (an arbitrary
 /// constant of our own; the events locks hash call keys into the same space, 2⁶⁴ values wide).
@@ -66,13 +68,27 @@ async fn log_dials(
     Ok(())
 }
 
-impl PgStore {
-    pub(super) async fn claim(
-        &self,
-        terms: &LeaseTerms,
-        limit: u32,
-        limits: &DialLimits,
-    ) -> Result<Claimed, StoreError> {
+#[async_trait]
+impl DialQueue for PgStore {
+    fn queue_notices(&self) -> broadcast::Receiver<QueueNotice> {
+        self.notices.subscribe()
+    }
+
+    async fn next_due(&self, limit: u32) -> Result<Vec<(CallId, DueAt)>, StoreError> {
+        let rows = sqlx::query("SELECT id, due_at FROM calls WHERE status = 'scheduled' ORDER BY due_at LIMIT $1")
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|row| {
+                let id: uuid::Uuid = row.try_get("id")?;
+                Ok((CallId::from(id), DueAt::from_stored(row.try_get("due_at")?)))
+            })
+            .collect()
+    }
+
+    #[tracing::instrument(skip(self, limits))]
+    async fn claim_due(&self, terms: &LeaseTerms, limit: u32, limits: &DialLimits) -> Result<Claimed, StoreError> {
         let mut tx = self.pool.begin().await?;
         let usage = pace(&mut tx, limits).await?;
         let (room, held_back) = limits.room(limit, &usage);
@@ -110,8 +126,8 @@ impl PgStore {
         let held_back = held_back.filter(|_| calls.len() as u64 == u64::from(room));
         Ok(Claimed { calls, held_back })
     }
-
-    pub(super) async fn renew(&self, id: CallId, terms: &LeaseTerms, attempt: u32) -> Result<bool, StoreError> {
+    #[tracing::instrument(skip(self, terms), fields(call_id = %id))]
+    async fn renew_lease(&self, id: CallId, terms: &LeaseTerms, attempt: u32) -> Result<bool, StoreError> {
         let renewed = sqlx::query(
             "UPDATE calls SET lease_until = clock_timestamp() + make_interval(secs => $1) WHERE id = $2 \
              AND status = 'dialing' AND lease_owner = $3 AND attempt = $4",
@@ -124,8 +140,8 @@ impl PgStore {
         .await?;
         Ok(renewed.rows_affected() == 1)
     }
-
-    pub(super) async fn missed(&self, grace: Duration) -> Result<Vec<CallId>, StoreError> {
+    #[tracing::instrument(skip(self))]
+    async fn mark_missed(&self, grace: Duration) -> Result<Vec<CallId>, StoreError> {
         let rows = sqlx::query(
             "WITH missed AS (UPDATE calls SET status = 'missed', updated_at = now(), \
              last_error = 'fell due while the service was down' WHERE status = 'scheduled' \
@@ -149,8 +165,7 @@ impl PgStore {
         ids.iter().for_each(|id| self.changes.publish(*id));
         Ok(ids)
     }
-
-    pub(super) async fn orphans(&self, owner: Option<&str>) -> Result<Vec<Call>, StoreError> {
+    async fn orphaned_dials(&self, owner: Option<&str>) -> Result<Vec<Call>, StoreError> {
         let sql = format!(
             "SELECT {CALL_COLUMNS} FROM calls WHERE status = 'dialing' AND call_control_id IS NULL \
              AND (lease_until < clock_timestamp() OR lease_owner = $1)"
@@ -158,8 +173,8 @@ impl PgStore {
         let rows = sqlx::query(&sql).bind(owner).fetch_all(&self.pool).await?;
         calls_from_rows(&rows)
     }
-
-    pub(super) async fn take_over(
+    #[tracing::instrument(skip(self, terms, limits), fields(call_id = %id))]
+    async fn take_over_dial(
         &self,
         id: CallId,
         terms: &LeaseTerms,
@@ -196,5 +211,47 @@ impl PgStore {
         }
         tx.commit().await?;
         Ok(Some(if resend { TakenOver::Resend(call) } else { TakenOver::Abandon(call) }))
+    }
+    async fn due_calls(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<Call>, StoreError> {
+        let sql = format!(
+            "SELECT {CALL_COLUMNS} FROM calls WHERE status = 'scheduled' AND due_at <= $1 ORDER BY due_at LIMIT $2"
+        );
+        let rows = sqlx::query(&sql).bind(now).bind(i64::from(limit)).fetch_all(&self.pool).await?;
+        calls_from_rows(&rows)
+    }
+
+    #[tracing::instrument(skip(self, entry), fields(call_id = %id))]
+    async fn reschedule(&self, id: CallId, from: DueAt, to: DueAt, entry: &HistoryEntry) -> Result<bool, StoreError> {
+        let number: Option<String> = sqlx::query_scalar("SELECT to_number FROM calls WHERE id = $1")
+            .bind(id.as_uuid())
+            .fetch_optional(&self.pool)
+            .await?;
+        let Some(number) = number else { return Ok(false) };
+        let number = PhoneNumber::from_stored(number).ok_or_else(|| StoreError::Corrupt("phone number".into()))?;
+        let sql = format!(
+            "WITH moved AS (UPDATE calls SET due_at = $1, updated_at = now() \
+             WHERE id = $2 AND status = 'scheduled' AND due_at = $3 RETURNING id), \
+             history AS (INSERT INTO call_events (call_id, at, kind, detail) SELECT id, now(), $4, $5 FROM moved), \
+             announced AS (SELECT pg_notify('{CHANNEL}', $6) FROM moved) \
+             SELECT COUNT(*) FROM announced"
+        );
+        let mut tx = self.pool.begin().await?;
+        limits::lock(&mut tx, &self.limits, &number).await?;
+        let moved: i64 = sqlx::query_scalar(&sql)
+            .bind(to.instant())
+            .bind(id.as_uuid())
+            .bind(from.instant())
+            .bind(&entry.kind)
+            .bind(&entry.detail)
+            .bind(self.note(Note::Scheduled(id, to)))
+            .fetch_one(&mut *tx)
+            .await?;
+        if moved == 0 {
+            return Ok(false);
+        }
+        limits::admit(&mut tx, &self.limits, id, &number, to.instant()).await?;
+        tx.commit().await?;
+        self.changes.publish(id);
+        Ok(true)
     }
 }

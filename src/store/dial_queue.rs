@@ -6,7 +6,11 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use crate::domain::Call;
+use async_trait::async_trait;
+use tokio::sync::broadcast;
+
+use super::{CallStates, QueueNotice, StoreError};
+use crate::domain::{Call, CallId, DueAt, HistoryEntry};
 
 /// Who holds a claim on a call and how long it holds unless renewed.
 #[derive(Debug, Clone)]
@@ -127,6 +131,45 @@ pub(super) fn in_progress_sql() -> String {
         .map(|status| format!("'{}'", status.as_str()))
         .collect();
     names.join(", ")
+}
+
+/// The dial queue as the timed queue and the call flow see it: due calls, claims under a lease,
+/// takeovers of orphaned dials, moves out of quiet hours, and the other instances' notices.
+#[async_trait]
+pub trait DialQueue: CallStates {
+    /// Listens to calls other instances schedule or cancel, for this instance's timed queue.
+    fn queue_notices(&self) -> broadcast::Receiver<QueueNotice>;
+    /// The earliest scheduled calls, for the timed queue's window.
+    async fn next_due(&self, limit: u32) -> Result<Vec<(CallId, DueAt)>, StoreError>;
+    /// Atomically moves up to `limit` due calls from scheduled to dialing under a lease for
+    /// `terms`, as far as `limits` allow (they hold for every instance together), bumping each
+    /// call's attempt and counting a dial for each.
+    async fn claim_due(&self, terms: &LeaseTerms, limit: u32, limits: &DialLimits) -> Result<Claimed, StoreError>;
+    /// Extends the lease `terms.owner` holds on a dialing call under `attempt` (the fencing
+    /// token). False when the lease is no longer theirs: someone took the dial over, or the call
+    /// moved on.
+    async fn renew_lease(&self, id: CallId, terms: &LeaseTerms, attempt: u32) -> Result<bool, StoreError>;
+    /// Marks scheduled calls due more than `grace` ago as missed; returns their ids.
+    async fn mark_missed(&self, grace: Duration) -> Result<Vec<CallId>, StoreError>;
+    /// Dialing calls whose dial's fate is unknown: no Telnyx id yet, and a lease that ran out or,
+    /// with `owner`, held by that instance (at start-up: its previous run died mid-dial).
+    async fn orphaned_dials(&self, owner: Option<&str>) -> Result<Vec<Call>, StoreError>;
+    /// Takes an orphaned dial over for `terms.owner` in one conditional step that bumps its
+    /// attempt, if it is still orphaned by the store's clock (see [`Takeover`]). A dial to resend
+    /// needs room within `limits`. None when someone else has it or there is no room yet.
+    async fn take_over_dial(
+        &self,
+        id: CallId,
+        terms: &LeaseTerms,
+        limits: &DialLimits,
+        takeover: &Takeover,
+    ) -> Result<Option<TakenOver>, StoreError>;
+    /// Scheduled calls due at or before `now`, earliest first (at most `limit`): what the timed
+    /// queue checks against the callees' calling hours before it claims them.
+    async fn due_calls(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<Call>, StoreError>;
+    /// Moves a scheduled call from `from` to `to` (only if it is still scheduled and due at
+    /// `from`) and appends `entry`. False when the call had changed.
+    async fn reschedule(&self, id: CallId, from: DueAt, to: DueAt, entry: &HistoryEntry) -> Result<bool, StoreError>;
 }
 
 #[cfg(test)]

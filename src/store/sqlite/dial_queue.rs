@@ -4,13 +4,15 @@
 
 use std::time::Duration;
 
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use sqlx::{Sqlite, Transaction};
+use sqlx::{Row, Sqlite, Transaction};
+use tokio::sync::broadcast;
 
-use super::{CALL_COLUMNS, SqliteStore, calls_from_rows, from_millis, insert_history, millis};
-use crate::domain::{CallId, HistoryEntry};
-use crate::store::dialing::{Usage, in_progress_sql};
-use crate::store::{Claimed, DialLimits, LeaseTerms, StoreError, TakenOver, Takeover};
+use super::{CALL_COLUMNS, SqliteStore, calls_from_rows, from_millis, insert_history, limits, millis};
+use crate::domain::{Call, CallId, DueAt, HistoryEntry, PhoneNumber};
+use crate::store::dial_queue::{Usage, in_progress_sql};
+use crate::store::{Claimed, DialLimits, DialQueue, LeaseTerms, QueueNotice, StoreError, TakenOver, Takeover};
 
 fn later(at: DateTime<Utc>, span: Duration) -> DateTime<Utc> {
     at + chrono::Duration::from_std(span).unwrap_or(chrono::Duration::MAX)
@@ -68,13 +70,33 @@ impl SqliteStore {
     fn stored_now(&self) -> Result<DateTime<Utc>, StoreError> {
         from_millis(millis(self.clock.now()))
     }
+}
 
-    pub(super) async fn claim(
-        &self,
-        terms: &LeaseTerms,
-        limit: u32,
-        limits: &DialLimits,
-    ) -> Result<Claimed, StoreError> {
+#[async_trait]
+impl DialQueue for SqliteStore {
+    fn queue_notices(&self) -> broadcast::Receiver<QueueNotice> {
+        self.notices.subscribe()
+    }
+
+    async fn next_due(&self, limit: u32) -> Result<Vec<(CallId, DueAt)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, due_at FROM calls INDEXED BY calls_scheduled_due WHERE status = 'scheduled' \
+             ORDER BY due_at LIMIT ?",
+        )
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let id: String = row.try_get("id")?;
+                let id = id.parse().map_err(|_| StoreError::Corrupt("call id".into()))?;
+                Ok((id, DueAt::from_stored(from_millis(row.try_get("due_at")?)?)))
+            })
+            .collect()
+    }
+
+    #[tracing::instrument(skip(self, limits))]
+    async fn claim_due(&self, terms: &LeaseTerms, limit: u32, limits: &DialLimits) -> Result<Claimed, StoreError> {
         let now = self.stored_now()?;
         let mut tx = self.pool.begin().await?;
         let (room, held_back) = limits.room(limit, &usage(&mut tx, limits, now).await?);
@@ -109,8 +131,8 @@ impl SqliteStore {
         let held_back = held_back.filter(|_| calls.len() as u64 == u64::from(room));
         Ok(Claimed { calls, held_back })
     }
-
-    pub(super) async fn renew(&self, id: CallId, terms: &LeaseTerms, attempt: u32) -> Result<bool, StoreError> {
+    #[tracing::instrument(skip(self, terms), fields(call_id = %id))]
+    async fn renew_lease(&self, id: CallId, terms: &LeaseTerms, attempt: u32) -> Result<bool, StoreError> {
         let renewed = sqlx::query(
             "UPDATE calls SET lease_until = ? WHERE id = ? AND status = 'dialing' AND lease_owner = ? AND attempt = ?",
         )
@@ -122,8 +144,8 @@ impl SqliteStore {
         .await?;
         Ok(renewed.rows_affected() == 1)
     }
-
-    pub(super) async fn missed(&self, grace: Duration) -> Result<Vec<CallId>, StoreError> {
+    #[tracing::instrument(skip(self))]
+    async fn mark_missed(&self, grace: Duration) -> Result<Vec<CallId>, StoreError> {
         let now = self.clock.now();
         let mut tx = self.pool.begin().await?;
         let rows = sqlx::query(
@@ -150,8 +172,7 @@ impl SqliteStore {
         ids.iter().for_each(|id| self.changes.publish(*id));
         Ok(ids)
     }
-
-    pub(super) async fn orphans(&self, owner: Option<&str>) -> Result<Vec<crate::domain::Call>, StoreError> {
+    async fn orphaned_dials(&self, owner: Option<&str>) -> Result<Vec<crate::domain::Call>, StoreError> {
         let sql = format!(
             "SELECT {CALL_COLUMNS} FROM calls WHERE status = 'dialing' AND call_control_id IS NULL \
              AND (lease_until < ? OR lease_owner = ?)"
@@ -159,8 +180,8 @@ impl SqliteStore {
         let rows = sqlx::query(&sql).bind(millis(self.clock.now())).bind(owner).fetch_all(&self.pool).await?;
         calls_from_rows(&rows)
     }
-
-    pub(super) async fn take_over(
+    #[tracing::instrument(skip(self, terms, limits), fields(call_id = %id))]
+    async fn take_over_dial(
         &self,
         id: CallId,
         terms: &LeaseTerms,
@@ -196,5 +217,35 @@ impl SqliteStore {
         }
         tx.commit().await?;
         Ok(Some(if resend { TakenOver::Resend(call) } else { TakenOver::Abandon(call) }))
+    }
+    async fn due_calls(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<Call>, StoreError> {
+        let sql = format!(
+            "SELECT {CALL_COLUMNS} FROM calls INDEXED BY calls_scheduled_due WHERE status = 'scheduled' \
+             AND due_at <= ? ORDER BY due_at LIMIT ?"
+        );
+        let rows = sqlx::query(&sql).bind(millis(now)).bind(i64::from(limit)).fetch_all(&self.pool).await?;
+        calls_from_rows(&rows)
+    }
+
+    #[tracing::instrument(skip(self, entry), fields(call_id = %id))]
+    async fn reschedule(&self, id: CallId, from: DueAt, to: DueAt, entry: &HistoryEntry) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin_with(limits::IMMEDIATE).await?;
+        let moved: Option<String> = sqlx::query_scalar(
+            "UPDATE calls SET due_at = ?, updated_at = ? WHERE id = ? AND status = 'scheduled' AND due_at = ? \
+             RETURNING to_number",
+        )
+        .bind(millis(to.instant()))
+        .bind(millis(self.clock.now()))
+        .bind(id.to_string())
+        .bind(millis(from.instant()))
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(number) = moved else { return Ok(false) };
+        let number = PhoneNumber::from_stored(number).ok_or_else(|| StoreError::Corrupt("phone number".into()))?;
+        limits::admit(&mut tx, &self.limits, id, &number, to.instant()).await?;
+        insert_history(&mut *tx, id, entry).await?;
+        tx.commit().await?;
+        self.changes.publish(id);
+        Ok(true)
     }
 }
