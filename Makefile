@@ -3,9 +3,11 @@ CARGO ?= cargo
 # The browser tests drive these two (Debian packages chromium and chromium-driver).
 CHROMIUM := /usr/bin/chromium
 CHROMEDRIVER := /usr/bin/chromedriver
+# The cluster's load balancer (`make cluster` and tests/cluster/; Debian package haproxy).
+HAPROXY := /usr/sbin/haproxy
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test soak bench lint fmt build browser-deps cluster postgres
+.PHONY: run test soak bench lint fmt build browser-deps balancer-deps cluster postgres
 
 ## run: serve on 127.0.0.1:8080; without TELNYX_API_KEY, against the built-in Telnyx simulator
 run:
@@ -16,7 +18,8 @@ run:
 	fi
 
 ## test: every test (unit, integration, end to end against the simulator, the PostgreSQL store
-## and cluster tests when DIALAJOKE_TEST_POSTGRES_URL is set, and the pages in headless Chromium
+## and cluster tests when DIALAJOKE_TEST_POSTGRES_URL is set (the cluster tests also need HAProxy:
+## `make balancer-deps`), and the pages in headless Chromium
 ## when it is installed; what was skipped is said loudly at the end)
 test:
 	$(CARGO) test --all-targets
@@ -48,9 +51,17 @@ browser-deps:
 soak:
 	DIALAJOKE_SOAK=1 $(CARGO) test --test crash_safety -- --nocapture
 
-## cluster: three instances and the simulator against the local PostgreSQL, behind a round-robin
-## balancer on http://127.0.0.1:8080/ (INSTANCES=N for another count; Ctrl-C stops them)
-cluster:
+## balancer-deps: install HAProxy, the cluster's load balancer (Debian, Ubuntu)
+balancer-deps:
+	@if [ -x $(HAPROXY) ]; then \
+		echo "haproxy is installed"; \
+	else \
+		$(SUDO) apt-get update && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y haproxy; \
+	fi
+
+## cluster: three instances and the simulator against the local PostgreSQL, behind HAProxy on
+## http://127.0.0.1:8080/ (INSTANCES=N for another count; Ctrl-C stops them)
+cluster: balancer-deps
 	scripts/cluster.sh
 
 ## postgres: make sure the local PostgreSQL answers on 127.0.0.1:5432 (starts it, or installs it on

@@ -3,7 +3,6 @@
 //! This file wires the parts together (store, Telnyx client, call flow, timed queue, web) and
 //! owns start-up and graceful shutdown.
 
-pub mod balance;
 pub mod calls;
 pub mod clock;
 pub mod config;

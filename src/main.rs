@@ -1,5 +1,4 @@
-//! The `dialajoke` command: serve (the default), run the Telnyx simulator, apply migrations, or
-//! balance requests over local instances.
+//! The `dialajoke` command: serve (the default), run the Telnyx simulator, or apply migrations.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -29,8 +28,6 @@ enum Command {
     Simulate(Box<dialajoke::sim::SimArgs>),
     /// Create or upgrade the database, then exit.
     Migrate,
-    /// Spread requests round-robin over several local instances (for running a cluster on one machine).
-    Balance(dialajoke::balance::BalanceArgs),
 }
 
 fn init_logging() {
@@ -56,7 +53,6 @@ async fn main() -> ExitCode {
         Some(Command::Demo) => dialajoke::demo::run(file.as_deref()).await,
         Some(Command::Simulate(args)) => dialajoke::sim::serve(*args).await.map_err(|e| e.to_string()),
         Some(Command::Migrate) => migrate(file.as_deref()).await,
-        Some(Command::Balance(args)) => dialajoke::balance::serve(args).await,
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
