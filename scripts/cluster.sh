@@ -10,6 +10,7 @@ cd "$(dirname "$0")/.."
 INSTANCES=${INSTANCES:-3}
 DATABASE_URL=${DIALAJOKE_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/dialajoke_cluster}
 BIN="${CARGO_TARGET_DIR:-target}/release/dialajoke"
+SIM="${CARGO_TARGET_DIR:-target}/release/telnyx-sim"
 LOGS=.cluster
 HAPROXY=/usr/sbin/haproxy
 
@@ -18,7 +19,7 @@ if [ ! -x "$HAPROXY" ]; then
     exit 1
 fi
 
-cargo build --release --bin dialajoke
+cargo build --release --bin dialajoke --bin telnyx-sim
 scripts/postgres.sh
 mkdir -p "$LOGS"
 rm -f "$LOGS/public_key"
@@ -31,7 +32,7 @@ stop_all() {
 }
 trap stop_all INT TERM EXIT
 
-"$BIN" simulate --bind 127.0.0.1:8090 --api-key sim-key --seed-file "$LOGS/seed" --public-key-file "$LOGS/public_key" \
+"$SIM" --bind 127.0.0.1:8090 --api-key sim-key --seed-file "$LOGS/seed" --public-key-file "$LOGS/public_key" \
     --webhook-url http://127.0.0.1:8080/webhook >"$LOGS/simulator.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 100); do

@@ -6,17 +6,16 @@
 pub mod calls;
 pub mod clock;
 pub mod config;
-pub mod demo;
 pub mod jokes;
 pub mod ngrok;
 pub mod rules;
 pub mod scheduler;
-pub mod sim;
 pub mod store;
 pub mod telnyx;
 pub mod web;
 
 use std::net::{SocketAddr, TcpListener};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -37,6 +36,22 @@ use crate::store::{DialLimits, LeaseTerms, Store};
 use crate::telnyx::client::{ClientConfig, TelnyxClient};
 use crate::telnyx::signature::PublicKey;
 use crate::web::AppState;
+
+/// Logs to stderr, filtered by `RUST_LOG` (by default `info`, the database and scheduler
+/// libraries quieter): for the `dialajoke` binary and the demo alike.
+pub fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn,tokio_cron_scheduler=warn"));
+    tracing_subscriber::fmt().with_env_filter(filter).init();
+}
+
+/// The configuration file to read: `given`, or else `./config.dev.json` when it exists.
+pub fn config_file(given: Option<PathBuf>) -> Option<PathBuf> {
+    given.or_else(|| {
+        let default = PathBuf::from("config.dev.json");
+        default.exists().then_some(default)
+    })
+}
 
 /// Why the service could not start.
 #[derive(Debug, thiserror::Error)]

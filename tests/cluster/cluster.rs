@@ -7,9 +7,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use dialajoke::sim::{self, Behaviour, SimConfig, SimHandle};
 use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
+use telnyx_sim::{self as sim, Behaviour, SimConfig, SimHandle};
 
 use crate::balancer::Balancer;
 use crate::common::audit::AcceptedCall;

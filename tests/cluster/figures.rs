@@ -9,8 +9,8 @@ use std::time::Duration;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use chrono::{DateTime, Utc};
-use dialajoke::sim::{JournalEntry, RequestKind, SimHandle};
 use sqlx::PgPool;
+use telnyx_sim::{JournalEntry, RequestKind, SimHandle};
 
 use crate::cluster::DueCall;
 

@@ -21,8 +21,8 @@ use std::time::Duration;
 use cluster::{Cluster, DueCall, simulator_config};
 use common::audit::{AcceptedCall, Stored, Verdict, placed_by_call, settle};
 use common::postgres::server_url;
-use dialajoke::sim::{ApiFault, ApiFaultKind, Behaviour, DialLimit, FaultTarget, Faults, RequestKind};
 use figures::Figures;
+use telnyx_sim::{ApiFault, ApiFaultKind, Behaviour, DialLimit, FaultTarget, Faults, RequestKind};
 
 /// The cluster tests load the whole machine: one at a time.
 static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());

@@ -6,8 +6,8 @@ use std::fmt;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
-use crate::sim::behaviour::Behaviour;
-use crate::sim::faults::Faults;
+use crate::behaviour::Behaviour;
+use crate::faults::Faults;
 
 /// Everything a simulator run needs.
 #[derive(Clone)]

@@ -8,14 +8,14 @@ use std::sync::{Arc, Mutex};
 use tokio::runtime::Handle;
 use tokio::sync::watch;
 
-use crate::sim::activity::ActivityTracker;
-use crate::sim::behaviour::Behaviours;
-use crate::sim::config::{SimConfig, Timing};
-use crate::sim::faults::FaultState;
-use crate::sim::journal::Journal;
-use crate::sim::pacing::Pacing;
-use crate::sim::registry::Registry;
-use crate::sim::signing::Signer;
+use crate::activity::ActivityTracker;
+use crate::behaviour::Behaviours;
+use crate::config::{SimConfig, Timing};
+use crate::faults::FaultState;
+use crate::journal::Journal;
+use crate::pacing::Pacing;
+use crate::registry::Registry;
+use crate::signing::Signer;
 
 pub(crate) struct Core {
     pub(crate) api_key: String,

@@ -11,9 +11,9 @@ use actix_web::dev::ServerHandle;
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use dialajoke::sim::{JournalEntry, SimConfig, SimHandle, start};
 use ed25519_dalek::{Signature, VerifyingKey};
 use serde_json::{Value, json};
+use telnyx_sim::{JournalEntry, SimConfig, SimHandle, start};
 use tokio::sync::mpsc;
 
 /// The Bearer key every test simulator accepts.
@@ -26,7 +26,8 @@ pub const JOKE: &str = "Why did the scarecrow win an award? Because he was outst
 pub const STATE: &str = "am9rZS00Mg==";
 
 fn fixtures() -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/telnyx")
+    // The contract is the repository's, shared with the service's tests.
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/telnyx")
 }
 
 /// An example body from the fixtures, e.g. `error.401.authentication-failed.json`.
@@ -320,7 +321,7 @@ pub fn hangup_reason(delivery: &Delivery) -> (&str, &str, &str) {
 }
 
 /// The delivery attempts in the simulator's journal.
-pub fn deliveries(sim: &dialajoke::sim::SimHandle) -> impl Iterator<Item = dialajoke::sim::DeliveryRecord> {
+pub fn deliveries(sim: &telnyx_sim::SimHandle) -> impl Iterator<Item = telnyx_sim::DeliveryRecord> {
     sim.journal().into_iter().filter_map(|entry| match entry {
         JournalEntry::Delivery(delivery) => Some(delivery),
         JournalEntry::Request(_) => None,

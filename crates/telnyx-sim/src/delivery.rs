@@ -11,9 +11,9 @@ use chrono::Utc;
 use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::time::Instant;
 
-use crate::sim::core::Core;
-use crate::sim::events::Event;
-use crate::sim::journal::{DeliveryOutcome, DeliveryRecord, JournalEntry};
+use crate::core::Core;
+use crate::events::Event;
+use crate::journal::{DeliveryOutcome, DeliveryRecord, JournalEntry};
 
 /// Starts the worker that delivers one call's events until the call's outbox closes.
 pub(crate) fn spawn_worker(core: &Arc<Core>, events: UnboundedReceiver<Event>) {

@@ -12,11 +12,11 @@ use chrono::Utc;
 use futures_util::stream;
 use serde_json::Value;
 
-use crate::sim::core::Core;
-use crate::sim::errors::ApiFailure;
-use crate::sim::faults::{ApiFault, ApiFaultKind};
-use crate::sim::journal::{JournalEntry, RequestKind, RequestRecord};
-use crate::sim::validate::{self, Command};
+use crate::core::Core;
+use crate::errors::ApiFailure;
+use crate::faults::{ApiFault, ApiFaultKind};
+use crate::journal::{JournalEntry, RequestKind, RequestRecord};
+use crate::validate::{self, Command};
 
 pub(crate) fn routes(config: &mut web::ServiceConfig) {
     config

@@ -3,10 +3,10 @@
 
 use std::time::Duration;
 
-use dialajoke::sim::{
+use serde_json::{Value, json};
+use telnyx_sim::{
     ApiFault, ApiFaultKind, DeliveryOutcome, FaultTarget, Faults, JournalEntry, RequestKind, WebhookFaults,
 };
-use serde_json::{Value, json};
 
 use crate::support::*;
 
@@ -229,7 +229,7 @@ async fn wait_until_idle_reports_what_is_left_when_a_call_stays_up() {
     let waited = sim.wait_until_idle(Duration::from_millis(100)).await;
 
     match waited {
-        Err(dialajoke::sim::SimError::NotIdle { activity, .. }) => {
+        Err(telnyx_sim::SimError::NotIdle { activity, .. }) => {
             assert_eq!(activity.live_calls, 1)
         }
         other => panic!("expected NotIdle, got {other:?}"),

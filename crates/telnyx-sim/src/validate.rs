@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use serde_json::{Map, Value};
 
-use crate::sim::errors::ApiFailure;
-use crate::sim::fields::Fields;
+use crate::errors::ApiFailure;
+use crate::fields::Fields;
 
 /// Longest text a speak accepts.
 const MAX_SPEAK_CHARS: usize = 3_000;

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::sim::config::DialLimit;
-use crate::sim::lock;
+use crate::config::DialLimit;
+use crate::lock;
 
 /// Arrivals kept for [`Pacing::max_in_window`]; older ones are forgotten.
 const ARRIVALS_KEPT: usize = 100_000;

@@ -7,10 +7,10 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::sim::behaviour::Behaviour;
-use crate::sim::call::{Call, Phase};
-use crate::sim::events::timestamp_millis;
-use crate::sim::ids::CallIds;
+use crate::behaviour::Behaviour;
+use crate::call::{Call, Phase};
+use crate::events::timestamp_millis;
+use crate::ids::CallIds;
 
 /// Where a call is in its life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

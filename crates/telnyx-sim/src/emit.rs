@@ -5,8 +5,8 @@
 use chrono::Utc;
 use serde_json::{Map, Value, json};
 
-use crate::sim::call::Call;
-use crate::sim::events::{Event, EventType, timestamp_micros};
+use crate::call::Call;
+use crate::events::{Event, EventType, timestamp_micros};
 
 impl Call {
     /// Media counters for a call that was answered (a call that never was has none).

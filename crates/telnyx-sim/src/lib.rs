@@ -2,8 +2,12 @@
 //! can run and be tested with no access to Telnyx. It serves the same paths with the same
 //! validation and error shapes, plays calls out by destination number (answer, busy, no
 //! answer, reject, voicemail, hang up mid-joke), delivers Ed25519-signed webhooks with
-//! Telnyx-like retries, and injects faults on demand. It runs as `dialajoke simulate`
+//! Telnyx-like retries, and injects faults on demand. It runs as the `telnyx-sim` binary
 //! ([`serve`]) or inside a test ([`start`]). See `docs/simulator.md`.
+//!
+//! It is a crate of its own so that it answers to the official contract (the schemas and examples
+//! in the repository's `tests/fixtures/telnyx`), never to the service's client: it does not
+//! depend on the service, and the service's binary does not contain it or its admin API.
 
 mod activity;
 mod admin;

@@ -9,8 +9,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::sim::faults::ApiFaultKind;
-use crate::sim::lock;
+use crate::faults::ApiFaultKind;
+use crate::lock;
 
 /// Entries kept; older ones are forgotten so a long run stays bounded (counts are kept).
 const CAPACITY: usize = 100_000;

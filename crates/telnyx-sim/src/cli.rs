@@ -1,4 +1,4 @@
-//! `dialajoke simulate`: the simulator as a standalone process for `make run`. It keeps its
+//! The `telnyx-sim` binary's options: the simulator as a standalone process. It keeps its
 //! signing seed between runs, writes its public key where the service's start-up can read it,
 //! prints a banner, and serves until Ctrl-C.
 
@@ -12,12 +12,12 @@ use base64::engine::general_purpose::STANDARD;
 use rand::RngCore;
 use rand::rngs::OsRng;
 
-use crate::sim::behaviour::NumberBehaviour;
-use crate::sim::config::{DialLimit, SimConfig, Timing};
-use crate::sim::faults::{ApiFault, ApiFaultKind, FaultTarget, Faults, WebhookFaults};
-use crate::sim::{SimError, SimHandle, start};
+use crate::behaviour::NumberBehaviour;
+use crate::config::{DialLimit, SimConfig, Timing};
+use crate::faults::{ApiFault, ApiFaultKind, FaultTarget, Faults, WebhookFaults};
+use crate::{SimError, SimHandle, start};
 
-/// Options of `dialajoke simulate` (no `Debug`: the API key may be a real one).
+/// Options of `telnyx-sim` (no `Debug`: the API key may be a real one).
 #[derive(Clone, clap::Args)]
 pub struct SimArgs {
     /// Address to listen on (keep it on loopback: the /sim/ endpoints need no key).
@@ -216,7 +216,7 @@ mod tests {
     use clap::Parser;
 
     use super::*;
-    use crate::sim::behaviour::Behaviour;
+    use crate::behaviour::Behaviour;
 
     #[derive(Parser)]
     struct Command {
@@ -227,7 +227,7 @@ mod tests {
     #[test]
     fn flags_become_behaviours_and_faults() {
         let args = [
-            "simulate",
+            "telnyx-sim",
             "--behaviour",
             "+12015550100=busy",
             "--api-fault",

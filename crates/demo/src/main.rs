@@ -1,20 +1,45 @@
-//! `dialajoke demo` (what `make run` starts without a Telnyx account): the service wired to an
+//! `dialajoke-demo` (what `make run` starts without a Telnyx account): the service wired to an
 //! in-process Telnyx simulator, so a call scheduled on the page rings through the whole flow
-//! and nothing leaves this machine.
+//! and nothing leaves this machine. It is a binary of its own so that the service's binary
+//! carries no simulator.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 
-use crate::Application;
-use crate::config::Config;
-use crate::sim::{self, SimConfig};
+use clap::Parser;
+use dialajoke::Application;
+use dialajoke::config::Config;
+use telnyx_sim::{self as sim, SimConfig};
 
 /// The key the service and the simulator share in the demo (it opens nothing real).
 const DEMO_KEY: &str = "demo-key";
 /// The caller id the demo dials from (a fictional number).
-pub const DEMO_FROM: &str = "+1 202 555 0100";
+const DEMO_FROM: &str = "+1 202 555 0100";
+
+/// Dial-A-Joke against a simulated Telnyx: no account needed, nothing leaves this machine.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    /// Configuration file (default: ./config.dev.json when it exists). Environment variables override it.
+    #[arg(long)]
+    config: Option<PathBuf>,
+}
+
+#[actix_web::main]
+async fn main() -> ExitCode {
+    dialajoke::init_logging();
+    let file = dialajoke::config_file(Cli::parse().config);
+    match run(file.as_deref()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("dialajoke-demo: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
 
 /// Runs the demo until SIGINT/SIGTERM.
-pub async fn run(file: Option<&Path>) -> Result<(), String> {
+async fn run(file: Option<&Path>) -> Result<(), String> {
     let mut sim_config = SimConfig::local(DEMO_KEY);
     sim_config.timing = sim::Timing::realistic();
     let simulator = sim::start(sim_config).await.map_err(|e| format!("simulator: {e}"))?;

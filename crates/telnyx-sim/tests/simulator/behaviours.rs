@@ -1,7 +1,7 @@
 //! What the callee at each test number does, as seen in the webhooks, and per-run overrides.
 
-use dialajoke::sim::{Behaviour, TEST_NUMBERS};
 use serde_json::{Value, json};
+use telnyx_sim::{Behaviour, TEST_NUMBERS};
 
 use crate::support::*;
 

@@ -9,8 +9,8 @@ use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 
-use crate::sim::journal::RequestKind;
-use crate::sim::lock;
+use crate::journal::RequestKind;
+use crate::lock;
 
 /// All faults in force.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]

@@ -7,9 +7,9 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::{Map, Value};
 
-use crate::sim::behaviour::is_e164;
-use crate::sim::errors::{ApiError, ApiFailure};
-use crate::sim::validate::CommandFields;
+use crate::behaviour::is_e164;
+use crate::errors::{ApiError, ApiFailure};
+use crate::validate::CommandFields;
 
 /// Characters allowed after the `,` of a `to` that sends DTMF on answer.
 const DTMF_CHARS: &str = "0123456789*#wW";

@@ -9,13 +9,13 @@ use chrono::{DateTime, Utc};
 use serde_json::json;
 use tokio::time::Instant;
 
-use crate::sim::activity::Outbox;
-use crate::sim::behaviour::Behaviour;
-use crate::sim::config::Timing;
-use crate::sim::errors::ApiFailure;
-use crate::sim::events::EventType;
-use crate::sim::ids::CallIds;
-use crate::sim::validate::{CommandFields, DialRequest, SpeakRequest};
+use crate::activity::Outbox;
+use crate::behaviour::Behaviour;
+use crate::config::Timing;
+use crate::errors::ApiFailure;
+use crate::events::EventType;
+use crate::ids::CallIds;
+use crate::validate::{CommandFields, DialRequest, SpeakRequest};
 
 /// Something the call does by itself after a delay.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

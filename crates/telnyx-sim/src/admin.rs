@@ -6,9 +6,9 @@ use std::collections::BTreeMap;
 use actix_web::{HttpResponse, web};
 use serde_json::json;
 
-use crate::sim::behaviour::{Behaviour, is_e164};
-use crate::sim::core::Core;
-use crate::sim::faults::Faults;
+use crate::behaviour::{Behaviour, is_e164};
+use crate::core::Core;
+use crate::faults::Faults;
 
 pub(crate) fn routes(config: &mut web::ServiceConfig) {
     config

@@ -1,8 +1,8 @@
 //! Webhooks: signed, shaped as the official event schemas, echoing client_state, retried
 //! with a growing attempt number and given up in the end.
 
-use dialajoke::sim::{Behaviour, DeliveryOutcome, test_number};
 use serde_json::json;
+use telnyx_sim::{Behaviour, DeliveryOutcome, test_number};
 
 use crate::support::*;
 

@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
-use dialajoke::sim::{Behaviour, DialLimit, test_number};
 use serde_json::{Value, json};
+use telnyx_sim::{Behaviour, DialLimit, test_number};
 
 use crate::support::*;
 
@@ -102,7 +102,7 @@ async fn invalid_dial_bodies_get_422_with_a_pointer_to_the_field() {
 
 #[tokio::test]
 async fn a_dial_with_no_webhook_url_anywhere_is_refused_like_an_app_without_one() {
-    let sim = dialajoke::sim::start(dialajoke::sim::SimConfig::local(KEY)).await.expect("starts");
+    let sim = telnyx_sim::start(telnyx_sim::SimConfig::local(KEY)).await.expect("starts");
     let api = Api::new(&sim);
 
     let answer = api.dial(dial_body(test_number(Behaviour::Answer))).await;

@@ -7,15 +7,15 @@ use std::sync::Arc;
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
-use crate::sim::activity::Outbox;
-use crate::sim::call::{Call, Plan, Step};
-use crate::sim::config::Timing;
-use crate::sim::core::Core;
-use crate::sim::delivery;
-use crate::sim::errors::ApiFailure;
-use crate::sim::lock;
-use crate::sim::validate::{Command, DialRequest};
-use crate::sim::view::CallSnapshot;
+use crate::activity::Outbox;
+use crate::call::{Call, Plan, Step};
+use crate::config::Timing;
+use crate::core::Core;
+use crate::delivery;
+use crate::errors::ApiFailure;
+use crate::lock;
+use crate::validate::{Command, DialRequest};
+use crate::view::CallSnapshot;
 
 /// Calls by call_control_id, and recent Dial command_ids with the answer they got.
 #[derive(Default)]
