@@ -15,7 +15,7 @@ run:
 	@if [ -n "$$TELNYX_API_KEY" ]; then \
 		$(CARGO) run --release --bin dialajoke -- serve; \
 	else \
-		$(CARGO) run --release --bin dialajoke-demo; \
+		$(CARGO) run --release -p dialajoke-demo; \
 	fi
 
 ## test: every test of every crate of the workspace (unit, integration, the simulator against the

@@ -19,7 +19,7 @@ if [ ! -x "$HAPROXY" ]; then
     exit 1
 fi
 
-cargo build --release --bin dialajoke --bin telnyx-sim
+cargo build --release -p dialajoke -p telnyx-sim
 scripts/postgres.sh
 mkdir -p "$LOGS"
 rm -f "$LOGS/public_key"
