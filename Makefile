@@ -33,8 +33,8 @@ test:
 	fi
 	@if [ -z "$$DIALAJOKE_TEST_POSTGRES_URL" ]; then \
 		echo; \
-		echo "*** SKIPPED: the PostgreSQL store tests and the cluster tests (tests/store.rs postgres::*,    ***"; \
-		echo "*** tests/timed_queue.rs postgres::*, tests/cluster/) need DIALAJOKE_TEST_POSTGRES_URL.     ***"; \
+		echo "*** SKIPPED: the PostgreSQL store tests and the cluster tests (tests/service/store.rs and    ***"; \
+		echo "*** timed_queue.rs postgres::*, tests/cluster/) need DIALAJOKE_TEST_POSTGRES_URL.            ***"; \
 		echo "*** Run 'make postgres', then:                                                              ***"; \
 		echo "***   DIALAJOKE_TEST_POSTGRES_URL=postgres://postgres@127.0.0.1:5432/postgres make test      ***"; \
 		echo; \

@@ -8,11 +8,12 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
-use crate::calls::hours::{CallingHours, QuietAction};
-use crate::calls::limits::Limits;
-use crate::calls::machine::MachinePolicy;
-use crate::calls::retry::RetryPolicy;
-use crate::calls::{NumberType, PhoneNumber};
+use crate::domain::hours::{CallingHours, QuietAction};
+use crate::domain::limits::Limits;
+use crate::domain::machine::MachinePolicy;
+use crate::domain::policy::Countries;
+use crate::domain::retry::RetryPolicy;
+use crate::domain::{NumberType, PhoneNumber};
 
 /// A value that must never be printed: its `Debug` and `Display` show `[redacted]`.
 #[derive(Clone, PartialEq, Eq)]
@@ -33,6 +34,42 @@ impl Secret {
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("[redacted]")
+    }
+}
+
+/// A database URL, which may hold a password: `Debug` and `Display` show it without.
+#[derive(Clone, PartialEq, Eq)]
+pub struct DatabaseUrl(String);
+
+impl DatabaseUrl {
+    /// Wraps a URL.
+    pub fn new(url: impl Into<String>) -> Self {
+        Self(url.into())
+    }
+
+    /// The URL itself, for the one place that connects with it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&redact_url(&self.0))
+    }
+}
+
+impl fmt::Display for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&redact_url(&self.0))
+    }
+}
+
+/// A database URL with any password removed, safe to show.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => format!("{}://…{}", &url[..scheme_end], &url[at..]),
+        _ => url.to_owned(),
     }
 }
 
@@ -135,7 +172,7 @@ pub struct Config {
     /// The base URL Telnyx reaches us at; None means "ask the local ngrok agent".
     pub public_url: Option<String>,
     /// `sqlite://PATH` (one instance) or `postgres://…` (any number of instances sharing it).
-    pub database_url: String,
+    pub database_url: DatabaseUrl,
     /// An external joke API (`GET` → `{"joke": …}`).
     pub jokes_url: Option<String>,
     /// Telnyx account settings.
@@ -259,25 +296,6 @@ impl std::str::FromStr for SecureCookies {
     }
 }
 
-/// Destination countries calls may go to.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Countries {
-    /// Anywhere (`*`).
-    Any,
-    /// Only these ISO 3166 regions, e.g. `IE`, `US`.
-    Only(Vec<String>),
-}
-
-impl Countries {
-    /// True when a number in `region` may be called.
-    pub fn allows(&self, region: Option<&str>) -> bool {
-        match self {
-            Self::Any => true,
-            Self::Only(list) => region.is_some_and(|r| list.iter().any(|allowed| allowed == r)),
-        }
-    }
-}
-
 type Values = BTreeMap<&'static str, String>;
 
 impl Config {
@@ -292,8 +310,8 @@ impl Config {
     }
 
     /// Only the database URL, for commands that need nothing else (migrations).
-    pub fn database_url(file: Option<&Path>, env: impl Fn(&str) -> Option<String>) -> Result<String, ConfigError> {
-        required(&merged(file, env)?, "database_url")
+    pub fn database_url(file: Option<&Path>, env: impl Fn(&str) -> Option<String>) -> Result<DatabaseUrl, ConfigError> {
+        required(&merged(file, env)?, "database_url").map(DatabaseUrl::new)
     }
 
     fn check(v: &Values) -> Result<Self, ConfigError> {
@@ -308,7 +326,7 @@ impl Config {
         Ok(Self {
             bind: parse(v, "bind")?,
             public_url: optional(v, "public_url").map(|url| checked_url(&url, "public_url")).transpose()?,
-            database_url: required(v, "database_url")?,
+            database_url: DatabaseUrl::new(required(v, "database_url")?),
             jokes_url: optional(v, "jokes_url").map(|url| checked_url(&url, "jokes_url")).transpose()?,
             telnyx: TelnyxSettings {
                 api_key: Secret::new(required(v, "telnyx_api_key")?),
@@ -526,7 +544,7 @@ mod tests {
         let config = Config::from_sources(None, env_of(ACCOUNT)).expect("valid");
         assert_eq!(config.bind.to_string(), "127.0.0.1:8080");
         assert_eq!(config.telnyx.from_number.as_str(), "+35312345678");
-        assert_eq!(config.database_url, "sqlite://dialajoke.db");
+        assert_eq!(config.database_url.expose(), "sqlite://dialajoke.db");
     }
 
     #[test]
@@ -548,6 +566,19 @@ mod tests {
     fn the_api_key_never_prints() {
         let config = Config::from_sources(None, env_of(ACCOUNT)).expect("valid");
         assert!(!format!("{config:?}").contains("KEY0123"));
+    }
+
+    #[test]
+    fn the_database_password_never_prints() {
+        let mut env = ACCOUNT.to_vec();
+        env.push(("DIALAJOKE_DATABASE_URL", "postgres://jokes:s3cret@db.example.com:5432/jokes"));
+        let config = Config::from_sources(None, env_of(&env)).expect("valid");
+
+        for shown in [format!("{config:?}"), config.database_url.to_string()] {
+            assert!(!shown.contains("s3cret"), "{shown}");
+        }
+        assert_eq!(config.database_url.to_string(), "postgres://…@db.example.com:5432/jokes");
+        assert_eq!(config.database_url.expose(), "postgres://jokes:s3cret@db.example.com:5432/jokes");
     }
 
     #[test]

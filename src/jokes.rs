@@ -6,7 +6,6 @@
 //! joke) is logged and the collection is used instead, because a late or failed joke must never
 //! hold up a callee who is already listening.
 
-use std::error::Error as StdError;
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,6 +14,8 @@ use rand::seq::IteratorRandom;
 use reqwest::StatusCode;
 use reqwest::header::ACCEPT;
 use serde::Deserialize;
+
+use crate::errors::CauseChain;
 
 /// The embedded collection, one joke per line.
 const COLLECTION_TEXT: &str = include_str!("jokes.txt");
@@ -198,22 +199,6 @@ fn usable_joke(body: &[u8], previous: Option<&str>) -> Result<String, ExternalJo
 
 fn parse_collection(text: &'static str) -> Vec<&'static str> {
     text.lines().map(str::trim).filter(|line| !line.is_empty()).collect()
-}
-
-/// Displays an error followed by its sources, so one log line says why a request failed
-/// (a bare `reqwest::Error` only names the URL).
-struct CauseChain<'a>(&'a (dyn StdError + 'static));
-
-impl fmt::Display for CauseChain<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.0)?;
-        let mut source = self.0.source();
-        while let Some(cause) = source {
-            write!(f, ": {cause}")?;
-            source = cause.source();
-        }
-        Ok(())
-    }
 }
 
 #[cfg(test)]

@@ -1,15 +1,37 @@
 //! Dial-A-Joke: schedules phone calls that tell a joke, through the Telnyx Call Control API v2.
 //!
-//! This file wires the parts together (store, Telnyx client, call flow, timed queue, web) and
-//! owns start-up and graceful shutdown.
+//! The code is read top to bottom, and every import points down:
+//!
+//! ```text
+//! web      the pages, the JSON API by resource (calls, rules) and face (api, pages), webhook
+//!          intake, the live stream, health; the request guards and the one error mapping
+//!   ▼
+//! app      the calls and rules services, the call flow and its inbox, the timed queue, the
+//!          materialiser, housekeeping
+//!   ▼
+//! store · telnyx · jokes · ngrok
+//!          durable state (SQLite, PostgreSQL) · the Telnyx client and webhook types · the joke
+//!          sources · the local ngrok agent; none of them knows the others
+//!   ▼
+//! config   the settings, read into domain values
+//!   ▼
+//! domain   values that can only be valid, the call and rule records, the state machine, calling
+//!          hours, limits, policies, recurrence and a rule's next call: no I/O, no sqlx, no actix
+//! ```
+//!
+//! A module may use its own layer and the ones below it, never one above nor a neighbour on its
+//! own floor, and no modules import each other in a circle: `cargo test --lib layering` holds
+//! the code to this. The Telnyx simulator is a crate of its own (`crates/telnyx-sim`) and
+//! imports nothing of the service. This file wires the parts together and owns start-up and graceful shutdown.
 
-pub mod calls;
-pub mod clock;
+pub mod app;
 pub mod config;
+pub mod domain;
+pub mod errors;
 pub mod jokes;
+#[cfg(test)]
+mod layering;
 pub mod ngrok;
-pub mod rules;
-pub mod scheduler;
 pub mod store;
 pub mod telnyx;
 pub mod web;
@@ -23,15 +45,16 @@ use actix_web::middleware::from_fn;
 use actix_web::{App, HttpServer, web as actix};
 use tokio_util::sync::CancellationToken;
 
-use crate::calls::flow::{CallFlow, FlowSettings};
-use crate::calls::policy::Policy;
-use crate::calls::service::CallService;
+use crate::app::calls::CallService;
+use crate::app::flow::{CallFlow, FlowSettings};
+use crate::app::housekeeping;
+use crate::app::materialiser::Materialiser;
+use crate::app::queue::{QueueSettings, TimedQueue};
+use crate::app::rule_checks::{CheckPool, Probe};
+use crate::app::rules::RuleService;
 use crate::config::Config;
-use crate::rules::checks::{CheckPool, Probe};
-use crate::rules::plan::PlanSettings;
-use crate::rules::service::RuleService;
-use crate::scheduler::materialise::Materialiser;
-use crate::scheduler::{QueueSettings, TimedQueue, housekeeping};
+use crate::domain::plan::PlanSettings;
+use crate::domain::policy::Policy;
 use crate::store::{DialLimits, LeaseTerms, Store};
 use crate::telnyx::client::{ClientConfig, TelnyxClient};
 use crate::telnyx::signature::PublicKey;
@@ -57,7 +80,7 @@ pub fn config_file(given: Option<PathBuf>) -> Option<PathBuf> {
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     /// The database could not be opened or migrated.
-    #[error("database {url}: {source}")]
+    #[error("cannot open database {url}")]
     Store {
         /// The URL (without credentials).
         url: String,
@@ -65,19 +88,19 @@ pub enum StartError {
         source: store::StoreError,
     },
     /// The Telnyx public key is not a valid key.
-    #[error("configuration: TELNYX_PUBLIC_KEY is invalid: {0}")]
-    PublicKey(telnyx::signature::SignatureError),
+    #[error("configuration: TELNYX_PUBLIC_KEY is invalid")]
+    PublicKey(#[source] telnyx::signature::SignatureError),
     /// The HTTP client could not be built.
-    #[error("Telnyx client: {0}")]
+    #[error("cannot build the Telnyx client")]
     Telnyx(#[from] telnyx::client::TelnyxError),
     /// No public URL was configured and none could be found.
     #[error(transparent)]
     PublicUrl(#[from] ngrok::NoTunnel),
     /// The templates do not parse (a build defect).
-    #[error("templates: {0}")]
+    #[error("the templates do not parse")]
     Templates(#[from] tera::Error),
     /// The listening socket could not be opened.
-    #[error("cannot listen on {addr}: {source}")]
+    #[error("cannot listen on {addr}")]
     Bind {
         /// The address.
         addr: SocketAddr,
@@ -85,7 +108,7 @@ pub enum StartError {
         source: std::io::Error,
     },
     /// The housekeeping scheduler could not start.
-    #[error("housekeeping: {0}")]
+    #[error("cannot start the housekeeping jobs")]
     Housekeeping(#[from] tokio_cron_scheduler::JobSchedulerError),
 }
 
@@ -127,9 +150,9 @@ impl Application {
     /// Like [`Application::build_on`], with `probes` plugged in.
     pub async fn build_probed(config: Config, listener: TcpListener, probes: Probes) -> Result<Self, StartError> {
         let addr = listener.local_addr().map_err(|source| StartError::Bind { addr: config.bind, source })?;
-        let store = store::open(&config.database_url, config.limits)
+        let store = store::open(config.database_url.expose(), config.limits)
             .await
-            .map_err(|source| StartError::Store { url: store::redact_url(&config.database_url), source })?;
+            .map_err(|source| StartError::Store { url: config.database_url.to_string(), source })?;
         let public_url = match &config.public_url {
             Some(url) => url.clone(),
             None => ngrok::public_url(ngrok::AGENT_URL).await?,
@@ -144,7 +167,7 @@ impl Application {
         let secure_cookies = config.secure_cookies.for_public_url(&public_url);
         let forms_key = forms_key(&config, store.as_ref())
             .await
-            .map_err(|source| StartError::Store { url: store::redact_url(&config.database_url), source })?;
+            .map_err(|source| StartError::Store { url: config.database_url.to_string(), source })?;
         let state = AppState {
             rules: RuleService::new(
                 Arc::clone(&store),
@@ -155,7 +178,7 @@ impl Application {
             calls: CallService::new(Arc::clone(&store), queue.clone(), policy(&config)),
             flow: flow.clone(),
             webhook_key: webhook_key(&config)?,
-            templates: web::pages::templates()?,
+            templates: web::templates::load()?,
             zone_names: chrono_tz::TZ_VARIANTS.iter().map(|tz| tz.name()).collect(),
             started_at: chrono::Utc::now(),
             api_base: web::health::without_credentials(&config.telnyx.api_base),

@@ -46,21 +46,28 @@ async fn main() -> ExitCode {
 }
 
 async fn serve(config: Result<Config, dialajoke::config::ConfigError>) -> Result<(), String> {
-    let config = config.map_err(|e| e.to_string())?;
+    let config = config.map_err(|e| report(&e))?;
     if config.clock_offset_secs != 0 {
         tracing::warn!(
             offset_secs = config.clock_offset_secs,
             "DIALAJOKE_CLOCK_OFFSET_SECS is set: this instance's clock is deliberately wrong (for tests of clock skew)"
         );
-        dialajoke::clock::skew(config.clock_offset_secs);
+        dialajoke::domain::clock::skew(config.clock_offset_secs);
     }
-    let app = Application::build(config).await.map_err(|e| e.to_string())?;
-    app.run_until_stopped().await.map_err(|e| e.to_string())
+    let app = Application::build(config).await.map_err(|e| report(&e))?;
+    app.run_until_stopped().await.map_err(|e| report(&e))
 }
 
 async fn migrate(file: Option<&std::path::Path>) -> Result<(), String> {
-    let url = Config::database_url(file, |name| std::env::var(name).ok()).map_err(|e| e.to_string())?;
-    dialajoke::store::open(&url, dialajoke::calls::limits::Limits::NONE).await.map_err(|e| e.to_string())?;
+    let url = Config::database_url(file, |name| std::env::var(name).ok()).map_err(|e| report(&e))?;
+    dialajoke::store::open(url.expose(), dialajoke::domain::limits::Limits::NONE)
+        .await
+        .map_err(|e| format!("cannot open database {url}: {}", report(&e)))?;
     println!("database ready");
     Ok(())
+}
+
+/// An error with all its causes, as the one line the operator reads.
+fn report(error: &(dyn std::error::Error + 'static)) -> String {
+    dialajoke::errors::CauseChain(error).to_string()
 }

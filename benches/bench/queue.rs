@@ -10,9 +10,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use dialajoke::calls::hours::{CallingHours, QuietAction};
-use dialajoke::calls::{Call, CallId};
-use dialajoke::scheduler::{Dispatch, QueueSettings, TimedQueue};
+use dialajoke::app::queue::{Dispatch, QueueSettings, TimedQueue};
+use dialajoke::domain::hours::{CallingHours, QuietAction};
+use dialajoke::domain::{Call, CallId};
 use dialajoke::store::{DialLimits, LeaseTerms};
 use sqlx::SqlitePool;
 use telnyx_sim::{RequestKind, SimConfig};
@@ -65,7 +65,7 @@ pub struct QueueFigures {
 pub async fn measure(dir: &Path, scale: &Scale) -> QueueFigures {
     let database = dir.join("queue.db");
     let url = format!("sqlite://{}", database.display());
-    dialajoke::store::open(&url, dialajoke::calls::limits::Limits::NONE).await.expect("store with migrations");
+    dialajoke::store::open(&url, dialajoke::domain::limits::Limits::NONE).await.expect("store with migrations");
     let pool = SqlitePool::connect(&url).await.expect("bulk-load connection");
     let far = Utc::now() + chrono::Duration::days(30);
     let loading = std::time::Instant::now();
@@ -186,7 +186,7 @@ struct Burst {
 }
 
 async fn burst(url: &str, scale: &Scale, first_due: DateTime<Utc>) -> Burst {
-    let store = dialajoke::store::open(url, dialajoke::calls::limits::Limits::NONE).await.expect("store");
+    let store = dialajoke::store::open(url, dialajoke::domain::limits::Limits::NONE).await.expect("store");
     let recorder = Arc::new(Recorder { expected: scale.due as usize, ..Recorder::default() });
     let settings = QueueSettings {
         lease: LeaseTerms { owner: "bench".into(), ttl: Duration::from_secs(120) },
@@ -234,7 +234,7 @@ async fn burst(url: &str, scale: &Scale, first_due: DateTime<Utc>) -> Burst {
 async fn paced(dir: &Path, count: u32) -> (usize, usize) {
     let database = dir.join("paced.db");
     let url = format!("sqlite://{}", database.display());
-    dialajoke::store::open(&url, dialajoke::calls::limits::Limits::NONE).await.expect("store");
+    dialajoke::store::open(&url, dialajoke::domain::limits::Limits::NONE).await.expect("store");
     let pool = SqlitePool::connect(&url).await.expect("pool");
     bulk_load(&pool, count, Utc::now() + chrono::Duration::seconds(3)).await;
     pool.close().await;

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use crate::calls::Call;
+use crate::domain::Call;
 
 /// Who holds a claim on a call and how long it holds unless renewed.
 #[derive(Debug, Clone)]
@@ -120,7 +120,7 @@ impl DialLimits {
 /// The statuses of calls between claim and end, as an SQL list (`'dialing', …`); they are our
 /// own fixed names, so writing them inline is safe.
 pub(super) fn in_progress_sql() -> String {
-    use crate::calls::CallStatus;
+    use crate::domain::CallStatus;
     let names: Vec<String> = CallStatus::ALL
         .iter()
         .filter(|status| **status != CallStatus::Scheduled && !status.is_terminal())

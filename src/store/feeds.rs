@@ -5,7 +5,7 @@
 use async_trait::async_trait;
 use tokio::sync::broadcast;
 
-use crate::calls::{CallId, DueAt};
+use crate::domain::{CallId, DueAt};
 
 /// How many notices a slow listener may fall behind before it is told it lagged.
 const FEED_CAPACITY: usize = 1024;

@@ -1,10 +1,10 @@
-//! What both backends share in enforcing the ring-time limits ([`crate::calls::limits`]): the
+//! What both backends share in enforcing the ring-time limits ([`crate::domain::limits`]): the
 //! counts of calls near a moment, and the rule that a write which sets when a call rings counts
 //! the others near it after writing, in the same transaction, and rolls back if one more call
 //! there breaks a limit. Each backend makes that count see every write before it (SQLite's single
 //! writer lock, PostgreSQL's advisory locks).
 
-use crate::calls::limits::{Limits, Scope, Window};
+use crate::domain::limits::{Limits, Scope, Window};
 use crate::store::StoreError;
 
 /// The statuses of calls that never ring, and so never count: cancelled and missed ones.

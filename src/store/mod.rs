@@ -18,9 +18,10 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use tokio::sync::broadcast;
 
-use crate::calls::limits::{LimitHit, Limits};
-use crate::calls::{Call, CallId, CallStatus, DueAt, HistoryEntry, PhoneNumber, Schedule};
-use crate::rules::{NewRule, Occurrence, Rule, RuleId, RuleStatus};
+use crate::domain::limits::{LimitHit, Limits};
+use crate::domain::outcomes::OutcomeCount;
+use crate::domain::{Call, CallId, CallStatus, DueAt, HistoryEntry, PhoneNumber, Schedule};
+use crate::domain::{NewRule, Occurrence, Rule, RuleId, RuleStatus};
 
 pub use dialing::{Claimed, DialLimits, HeldBack, LeaseTerms, TakenOver, Takeover};
 pub use feeds::{ChangeFeed, EventsLock, QueueNotice};
@@ -32,10 +33,10 @@ pub use sqlite::SqliteStore;
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// The database failed or could not be reached.
-    #[error("database error")]
+    #[error("the database failed")]
     Database(#[from] sqlx::Error),
     /// The migrations could not be applied.
-    #[error("database migration failed")]
+    #[error("the database's migrations could not be applied")]
     Migration(#[from] sqlx::migrate::MigrateError),
     /// A stored row could not be read back as a valid value.
     #[error("stored row is corrupt: {0}")]
@@ -95,17 +96,6 @@ pub struct CallPatch {
     pub last_error: Option<String>,
 }
 
-/// How many calls ended in one status during one time bucket.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct OutcomeCount {
-    /// The start of the bucket (a whole multiple of the bucket length since the Unix epoch).
-    pub bucket_start: DateTime<Utc>,
-    /// The terminal status the calls ended in.
-    pub status: CallStatus,
-    /// How many calls.
-    pub count: u32,
-}
-
 /// One step of a rule: its cursor moves on and, usually, the call for one occurrence is stored.
 #[derive(Debug, Clone)]
 pub struct RuleStep {
@@ -162,7 +152,7 @@ pub struct PendingEvent {
 
 /// The store's contract. Every method is one atomic step.
 ///
-/// A store is opened with the ring-time limits ([`crate::calls::limits`]) and every write that
+/// A store is opened with the ring-time limits ([`crate::domain::limits`]) and every write that
 /// sets when a call rings ([`Store::insert_call`], [`Store::step_rule`], [`Store::insert_retry`],
 /// [`Store::reschedule`]) keeps to them in the same atomic step: one that would break them changes
 /// nothing and fails with [`StoreError::LimitReached`].
@@ -302,25 +292,5 @@ pub async fn open(url: &str, limits: Limits) -> Result<Arc<dyn Store>, StoreErro
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         return Ok(Arc::new(PgStore::open(url, limits).await?));
     }
-    Err(StoreError::UnsupportedUrl(redact_url(url)))
-}
-
-/// A database URL with any password removed, safe to show.
-pub fn redact_url(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme_end), Some(at)) if at > scheme_end => format!("{}://…{}", &url[..scheme_end], &url[at..]),
-        _ => url.to_owned(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_database_url_is_shown_without_its_password() {
-        let shown = redact_url("postgres://jokes:s3cret@db.example.com:5432/jokes");
-        assert!(!shown.contains("s3cret"), "{shown}");
-        assert_eq!(shown, "postgres://…@db.example.com:5432/jokes");
-    }
+    Err(StoreError::UnsupportedUrl(crate::config::redact_url(url)))
 }

@@ -34,7 +34,7 @@ impl Attempt {
                 .headers()
                 .get(RETRY_AFTER)
                 .and_then(|v| v.to_str().ok())
-                .and_then(|v| parse_retry_after(v, crate::clock::now()));
+                .and_then(|v| parse_retry_after(v, crate::domain::clock::now()));
             return Self::Retryable { reason: format!("HTTP {status}"), retry_after };
         }
         // A body that cannot be read still leaves a clear refusal, just without Telnyx's details.

@@ -4,7 +4,7 @@
 use chrono_tz::Tz;
 use serde::Serialize;
 
-use crate::calls::outcomes::{DayOutcomes, Outcome};
+use crate::domain::outcomes::{DayOutcomes, Outcome};
 
 /// How many days the chart shows.
 pub const DAYS: u32 = 7;

@@ -19,9 +19,10 @@ use tokio::sync::broadcast::error::RecvError;
 use tokio::time::{Interval, MissedTickBehavior};
 
 use super::AppState;
-use super::pages::{self, Row};
+use super::home::{self, Row};
 use super::problem::ApiError;
-use crate::calls::CallId;
+use super::templates;
+use crate::domain::CallId;
 
 /// How long a browser waits before reconnecting a dropped stream.
 const RETRY_MS: u32 = 2000;
@@ -40,7 +41,7 @@ async fn events(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
     let feed = Feed {
         changes: state.calls.changes(),
         state: state.into_inner(),
-        zone: pages::viewer_zone(&req),
+        zone: templates::viewer_zone(&req),
         csrf_token,
         keep_alive: keep_alive(),
         started: false,
@@ -124,7 +125,7 @@ impl Feed {
             id: id.to_string(),
             terminal: call.status.is_terminal(),
             due_at: call.due_at.instant().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-            row: pages::render(&self.state, "row.html", &context)?.trim().to_owned(),
+            row: templates::render(&self.state, "row.html", &context)?.trim().to_owned(),
         };
         let json = serde_json::to_string(&message).map_err(|e| ApiError::Internal(e.to_string()))?;
         Ok(Some((json, message.terminal)))
@@ -133,8 +134,8 @@ impl Feed {
     async fn chart_event(&self) -> String {
         let rendered = async {
             let mut context = Context::new();
-            context.insert("chart", &pages::outcome_chart(&self.state, self.zone).await?);
-            let svg = pages::render(&self.state, "chart.html", &context)?;
+            context.insert("chart", &home::outcome_chart(&self.state, self.zone).await?);
+            let svg = templates::render(&self.state, "chart.html", &context)?;
             serde_json::to_string(&serde_json::json!({ "html": svg })).map_err(|e| ApiError::Internal(e.to_string()))
         };
         match rendered.await {

@@ -3,20 +3,21 @@
 //! middleware, the security headers, the Host allow-list, CORS, the body deadline, the
 //! cross-site check and the access check, in that order from the outside in.
 
-pub mod api;
 pub mod auth;
+pub mod calls;
 pub mod chart;
 pub mod csrf;
 pub mod deadline;
 pub mod health;
+pub mod home;
 pub mod hosts;
 pub mod live;
 mod mac;
 pub mod origin;
-pub mod pages;
 pub mod problem;
-pub mod rule_pages;
-pub mod schedules;
+pub mod requests;
+pub mod rules;
+pub mod templates;
 mod throttle;
 pub mod timeline;
 pub mod webhook;
@@ -28,9 +29,9 @@ use chrono::{DateTime, Utc};
 use tera::Tera;
 use tokio_util::sync::CancellationToken;
 
-use crate::calls::flow::CallFlow;
-use crate::calls::service::CallService;
-use crate::rules::service::RuleService;
+use crate::app::calls::CallService;
+use crate::app::flow::CallFlow;
+use crate::app::rules::RuleService;
 use crate::telnyx::signature::PublicKey;
 
 /// What every handler shares.
@@ -74,11 +75,12 @@ pub fn configure(state: web::Data<AppState>) -> impl FnOnce(&mut web::ServiceCon
             .app_data(web::PayloadConfig::new(API_BODY_LIMIT))
             .app_data(web::FormConfig::default().limit(API_BODY_LIMIT))
             .configure(auth::routes)
-            .configure(pages::routes)
-            .configure(rule_pages::routes)
+            .configure(calls::pages::routes)
+            .configure(templates::routes)
+            .configure(rules::pages::routes)
             .configure(live::routes)
-            .configure(api::routes)
-            .configure(schedules::routes)
+            .configure(calls::api::routes)
+            .configure(rules::api::routes)
             .configure(webhook::routes)
             .configure(health::routes);
     }

@@ -8,14 +8,17 @@ use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderName, HeaderValue};
 use actix_web::middleware::Next;
-use actix_web::{HttpMessage, HttpResponse, ResponseError};
+use actix_web::{HttpMessage, HttpResponse, ResponseError, web};
 use serde::Serialize;
+use tera::Context;
 use tracing::Instrument;
 
-use crate::calls::ValidationErrors;
-use crate::calls::policy::PolicyError;
-use crate::calls::service::{CancelError, ScheduleError};
-use crate::rules::service::RuleError;
+use super::AppState;
+
+use crate::app::calls::{CancelError, ScheduleError};
+use crate::app::rules::RuleError;
+use crate::domain::ValidationErrors;
+use crate::domain::policy::PolicyError;
 use crate::store::StoreError;
 
 /// The request id of the current request (also sent as `X-Request-Id`).
@@ -190,7 +193,6 @@ impl From<PolicyError> for ApiError {
                 Self::NotAllowed(detail.clone(), ValidationErrors::one("to", detail))
             }
             PolicyError::LimitReached(hit) => Self::LimitReached(hit.to_string()),
-            PolicyError::Store(e) => Self::Store(e),
         }
     }
 }
@@ -293,7 +295,7 @@ pub async fn format_errors(
             log_error(status, error);
         }
         let problem = problem_for(status, res.response().error(), &request_id);
-        let body = if machine { problem_json(&problem) } else { super::pages::error_page(&res, &problem) };
+        let body = if machine { problem_json(&problem) } else { error_page(&res, &problem) };
         let (req, old) = res.into_parts();
         let mut new = body;
         copy_headers(old.headers(), new.headers_mut());
@@ -338,4 +340,24 @@ fn problem_json(problem: &Problem) -> HttpResponse<BoxBody> {
     HttpResponse::build(StatusCode::from_u16(problem.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR))
         .content_type("application/problem+json")
         .json(problem)
+}
+
+/// The friendly HTML page for an error on a page route.
+fn error_page<B>(res: &ServiceResponse<B>, problem: &Problem) -> HttpResponse {
+    let mut context = Context::new();
+    context.insert("status", &problem.status);
+    context.insert("title", &problem.title);
+    context.insert("detail", &problem.detail);
+    context.insert("request_id", &problem.instance);
+    let html = res
+        .request()
+        .app_data::<web::Data<AppState>>()
+        .and_then(|state| state.templates.render("error.html", &context).ok())
+        .unwrap_or_else(|| {
+            format!(
+                "<!doctype html><title>Error</title><p>Error {}. Request id {}.</p>",
+                problem.status, problem.instance
+            )
+        });
+    HttpResponse::Ok().content_type("text/html; charset=utf-8").body(html)
 }

@@ -5,7 +5,7 @@
 use chrono::SecondsFormat;
 use serde::Serialize;
 
-use crate::calls::{Call, HistoryEntry};
+use crate::domain::{Call, HistoryEntry};
 
 /// One step of the timeline.
 #[derive(Debug, Serialize)]
@@ -84,7 +84,7 @@ fn wording(kind: &str) -> (Option<&'static str>, &'static str) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::calls::{CallId, CallStatus, DueAt, PhoneNumber, Timezone};
+    use crate::domain::{CallId, CallStatus, DueAt, PhoneNumber, Timezone};
     use chrono::{DateTime, Utc};
 
     fn at(text: &str) -> DateTime<Utc> {

@@ -56,7 +56,7 @@ async fn receive(
 ) -> Result<HttpResponse, ApiError> {
     let body = read_body(&req, payload).await?;
     if let Some(key) = &state.webhook_key {
-        let now = crate::clock::now().timestamp();
+        let now = crate::domain::clock::now().timestamp();
         key.verify(header_text(&req, SIGNATURE_HEADER), header_text(&req, TIMESTAMP_HEADER), &body, now)
             .map_err(|e| ApiError::Unauthorized(format!("webhook signature rejected: {e}")))?;
     }

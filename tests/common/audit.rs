@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use dialajoke::calls::CallStatus;
+use dialajoke::domain::CallStatus;
 use sqlx::{PgPool, SqlitePool};
 use telnyx_sim::{Behaviour, CallSnapshot, JournalEntry, SimHandle};
 

@@ -6,8 +6,8 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use dialajoke::calls::limits::Limits;
-use dialajoke::calls::{CallId, DueAt, PhoneNumber, Schedule, Timezone};
+use dialajoke::domain::limits::Limits;
+use dialajoke::domain::{CallId, DueAt, PhoneNumber, Schedule, Timezone};
 use dialajoke::store::{self, NewCall, Store};
 use tempfile::TempDir;
 
@@ -130,12 +130,9 @@ where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Option<T>>,
 {
-    let deadline = tokio::time::Instant::now() + super::FLOW_BOUND;
-    loop {
-        if let Some(value) = probe().await {
-            return value;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting until {what}");
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    super::poll::poll_until(what, super::FLOW_BOUND, || {
+        let probed = probe();
+        async move { probed.await.ok_or(()) }
+    })
+    .await
 }

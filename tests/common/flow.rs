@@ -45,16 +45,12 @@ pub async fn run_to_the_end(app: &TestApp, behaviour: Behaviour) -> Value {
 
 /// Waits until every webhook event the service took in has been applied.
 pub async fn wait_until_applied(app: &TestApp) {
-    let deadline = tokio::time::Instant::now() + FLOW_BOUND;
-    loop {
+    super::poll::poll_until("every webhook event was applied", FLOW_BOUND, || async {
         let pending: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM inbox WHERE processed_at IS NULL")
             .fetch_one(&app.db().await)
             .await
             .expect("count");
-        if pending == 0 {
-            return;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "{pending} webhook events never applied");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+        if pending == 0 { Ok(()) } else { Err(format!("{pending} events pending")) }
+    })
+    .await
 }

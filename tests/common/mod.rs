@@ -6,6 +6,7 @@
 pub mod audit;
 pub mod backends;
 pub mod flow;
+pub mod poll;
 pub mod postgres;
 pub mod process;
 pub mod scheduler;
@@ -202,15 +203,11 @@ impl TestApp {
 
     /// Polls the call (bounded by [`FLOW_BOUND`]) until `done` holds.
     pub async fn wait_for(&self, id: &str, done: impl Fn(&Value) -> bool) -> Value {
-        let deadline = tokio::time::Instant::now() + FLOW_BOUND;
-        loop {
+        poll::poll_until("the call got there", FLOW_BOUND, || async {
             let call = self.call(id).await;
-            if done(&call) {
-                return call;
-            }
-            assert!(tokio::time::Instant::now() < deadline, "call never got there: {call:#}");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+            if done(&call) { Ok(call) } else { Err(call) }
+        })
+        .await
     }
 
     /// The kinds of a call's history entries, in order.
@@ -301,11 +298,7 @@ pub fn ten_year_horizon() -> Options {
 
 /// Polls `done` (bounded by [`FLOW_BOUND`]) until it holds.
 pub async fn wait_until(what: &str, done: impl Fn() -> bool) {
-    let deadline = tokio::time::Instant::now() + FLOW_BOUND;
-    while !done() {
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting until {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    poll::poll_until(what, FLOW_BOUND, || async { if done() { Ok(()) } else { Err(()) } }).await
 }
 
 /// Reads one HTTP response from a raw connection: the status code, the head in lower case, and

@@ -8,10 +8,17 @@ use sqlx::{Connection, Executor, PgConnection};
 /// `postgres://postgres@127.0.0.1:5432/postgres`.
 pub const URL_VAR: &str = "DIALAJOKE_TEST_POSTGRES_URL";
 
+/// Set to `1` (CI does), a PostgreSQL test that finds no server fails instead of skipping.
+pub const REQUIRE_VAR: &str = "DIALAJOKE_REQUIRE_POSTGRES";
+
 /// The server tests may use, or None when `DIALAJOKE_TEST_POSTGRES_URL` is not set (`make test`
-/// then says loudly that the PostgreSQL tests were skipped).
+/// then says loudly that the PostgreSQL tests were skipped). With `DIALAJOKE_REQUIRE_POSTGRES=1`
+/// a missing server fails the test that wanted it.
 pub fn server_url() -> Option<String> {
-    std::env::var(URL_VAR).ok().filter(|url| !url.trim().is_empty())
+    let url = std::env::var(URL_VAR).ok().filter(|url| !url.trim().is_empty());
+    let required = std::env::var(REQUIRE_VAR).is_ok_and(|value| value == "1");
+    assert!(url.is_some() || !required, "{REQUIRE_VAR}=1 but {URL_VAR} is not set: this test needs PostgreSQL");
+    url
 }
 
 /// A fresh database, dropped with this value.

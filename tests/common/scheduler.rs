@@ -8,13 +8,13 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use dialajoke::calls::hours::{CallingHours, QuietAction};
-use dialajoke::calls::limits::Limits;
-use dialajoke::calls::{Call, CallId, DueAt, PhoneNumber, Schedule, Timezone};
-use dialajoke::clock::{Clock, ManualClock};
-use dialajoke::rules::plan::PlanSettings;
-use dialajoke::scheduler::materialise::Materialiser;
-use dialajoke::scheduler::{Dispatch, QueueSettings, StepOutcome, TimedQueue};
+use dialajoke::app::materialiser::Materialiser;
+use dialajoke::app::queue::{Dispatch, QueueSettings, StepOutcome, TimedQueue};
+use dialajoke::domain::clock::{Clock, ManualClock};
+use dialajoke::domain::hours::{CallingHours, QuietAction};
+use dialajoke::domain::limits::Limits;
+use dialajoke::domain::plan::PlanSettings;
+use dialajoke::domain::{Call, CallId, DueAt, PhoneNumber, Schedule, Timezone};
 use dialajoke::store::{DialLimits, LeaseTerms, NewCall, SqliteStore, Store, StoreError};
 
 /// Records what the queue hands over instead of dialing.

@@ -27,25 +27,24 @@ pub async fn post_until_accepted(
     at: DateTime<Utc>,
 ) -> (String, usize) {
     let body = json!({ "to": test_number(behaviour), "at": at.to_rfc3339_opts(SecondsFormat::Millis, true) });
-    let deadline = tokio::time::Instant::now() + POST_BOUND;
-    let mut attempts = 0;
-    loop {
-        attempts += 1;
+    let attempts = std::sync::atomic::AtomicUsize::new(0);
+    let id = super::poll::poll_until(&format!("{key} was scheduled"), POST_BOUND, || async {
+        attempts.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let sent = http.post(format!("{base}/api/calls")).header("idempotency-key", key).json(&body).send().await;
         match sent {
             Ok(response) if response.status() == 201 => {
                 let created: Value = response.json().await.expect("call JSON");
-                return (created["id"].as_str().expect("id").to_owned(), attempts);
+                Ok(created["id"].as_str().expect("id").to_owned())
             }
             // The service is down or restarting (connection refused or cut, or unavailable).
-            Ok(response) if response.status().is_server_error() => {}
-            Err(_) => {}
+            Ok(response) if response.status().is_server_error() => Err(response.status().to_string()),
+            Err(error) => Err(error.to_string()),
             Ok(response) => {
                 let status = response.status();
                 panic!("scheduling {key} was refused with {status}: {}", response.text().await.unwrap_or_default())
             }
         }
-        assert!(tokio::time::Instant::now() < deadline, "{key} could not be scheduled within {POST_BOUND:?}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    })
+    .await;
+    (id, attempts.into_inner())
 }

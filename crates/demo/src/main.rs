@@ -9,6 +9,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use dialajoke::Application;
 use dialajoke::config::Config;
+use dialajoke::errors::CauseChain;
 use telnyx_sim::{self as sim, SimConfig};
 
 /// The key the service and the simulator share in the demo (it opens nothing real).
@@ -42,18 +43,18 @@ async fn main() -> ExitCode {
 async fn run(file: Option<&Path>) -> Result<(), String> {
     let mut sim_config = SimConfig::local(DEMO_KEY);
     sim_config.timing = sim::Timing::realistic();
-    let simulator = sim::start(sim_config).await.map_err(|e| format!("simulator: {e}"))?;
+    let simulator = sim::start(sim_config).await.map_err(|e| format!("simulator: {}", CauseChain(&e)))?;
     let (api_base, public_key) = (simulator.api_base(), simulator.public_key_base64());
     let lookup = |name: &str| {
         account(name, &api_base, &public_key).or_else(|| std::env::var(name).ok()).or_else(|| demo_default(name))
     };
-    let mut config = Config::from_sources(file, lookup).map_err(|e| e.to_string())?;
+    let mut config = Config::from_sources(file, lookup).map_err(|e| CauseChain(&e).to_string())?;
     if config.public_url.is_none() {
         config.public_url = Some(format!("http://{}", config.bind));
     }
-    let app = Application::build(config).await.map_err(|e| e.to_string())?;
+    let app = Application::build(config).await.map_err(|e| CauseChain(&e).to_string())?;
     banner(&app, &api_base);
-    let outcome = app.run_until_stopped().await.map_err(|e| e.to_string());
+    let outcome = app.run_until_stopped().await.map_err(|e| CauseChain(&e).to_string());
     simulator.stop().await;
     outcome
 }

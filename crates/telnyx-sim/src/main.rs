@@ -21,8 +21,19 @@ async fn main() -> ExitCode {
     match telnyx_sim::serve(Cli::parse().sim).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("telnyx-sim: {error}");
+            eprintln!("telnyx-sim: {}", with_causes(&error));
             ExitCode::FAILURE
         }
     }
+}
+
+/// The error and each of its causes, as one line.
+fn with_causes(error: &dyn std::error::Error) -> String {
+    let mut line = error.to_string();
+    let mut cause = error.source();
+    while let Some(next) = cause {
+        line.push_str(&format!(": {next}"));
+        cause = next.source();
+    }
+    line
 }

@@ -7,8 +7,9 @@ use sqlx::{Postgres, Row, Transaction};
 
 use super::notices::{CHANNEL, Note};
 use super::{CALL_COLUMNS, Link, PgStore, attempt_value, call_from_row, limits};
-use crate::calls::{Call, CallId, CallStatus, DueAt, HistoryEntry, PhoneNumber};
-use crate::store::{CallPatch, Inserted, NewCall, OutcomeCount, StoreError};
+use crate::domain::outcomes::OutcomeCount;
+use crate::domain::{Call, CallId, CallStatus, DueAt, HistoryEntry, PhoneNumber};
+use crate::store::{CallPatch, Inserted, NewCall, StoreError};
 
 impl PgStore {
     pub(super) async fn insert(&self, call: &NewCall) -> Result<Inserted, StoreError> {

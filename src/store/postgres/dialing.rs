@@ -10,7 +10,7 @@ use sqlx::{Postgres, Row, Transaction};
 
 use super::notices::{CHANNEL, Note};
 use super::{CALL_COLUMNS, PgStore, attempt_value, call_from_row, calls_from_rows, secs};
-use crate::calls::{Call, CallId};
+use crate::domain::{Call, CallId};
 use crate::store::dialing::{Usage, in_progress_sql};
 use crate::store::{Claimed, DialLimits, LeaseTerms, StoreError, TakenOver, Takeover};
 

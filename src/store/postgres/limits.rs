@@ -7,8 +7,8 @@
 use chrono::{DateTime, Utc};
 use sqlx::{Postgres, Transaction};
 
-use crate::calls::limits::{Limits, Window};
-use crate::calls::{CallId, PhoneNumber};
+use crate::domain::limits::{Limits, Window};
+use crate::domain::{CallId, PhoneNumber};
 use crate::store::StoreError;
 use crate::store::limits::{NOT_RINGING, Near, near_columns};
 

@@ -26,11 +26,12 @@ use tokio_util::sync::{CancellationToken, DropGuard};
 use super::feeds::queue_notice_channel;
 use super::{
     CallPatch, ChangeFeed, Claimed, DialLimits, EventsLock, InboxEvent, Inserted, LeaseTerms, ListQuery, NewCall,
-    OutcomeCount, PendingEvent, QueueNotice, RuleStep, Stepped, Store, StoreError, TakenOver, Takeover,
+    PendingEvent, QueueNotice, RuleStep, Stepped, Store, StoreError, TakenOver, Takeover,
 };
-use crate::calls::limits::Limits;
-use crate::calls::{Call, CallId, CallStatus, DueAt, HistoryEntry, PhoneNumber, Timezone};
-use crate::rules::{NewRule, Rule, RuleId, RuleStatus};
+use crate::domain::limits::Limits;
+use crate::domain::outcomes::OutcomeCount;
+use crate::domain::{Call, CallId, CallStatus, DueAt, HistoryEntry, PhoneNumber, Timezone};
+use crate::domain::{NewRule, Rule, RuleId, RuleStatus};
 use notices::{Hearers, Note};
 
 /// Connections one instance keeps at most. Several instances share the server's limit

@@ -11,7 +11,7 @@ use sqlx::postgres::PgListener;
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
-use crate::calls::{CallId, DueAt};
+use crate::domain::{CallId, DueAt};
 use crate::store::{ChangeFeed, QueueNotice};
 
 /// The channel every instance of one database listens on.

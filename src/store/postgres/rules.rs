@@ -10,8 +10,8 @@ use sqlx::{Postgres, Row, Transaction};
 
 use super::notices::{CHANNEL, Note};
 use super::{Link, PgStore};
-use crate::calls::{CallId, DueAt, PhoneNumber, Timezone};
-use crate::rules::{CatchUp, NewRule, Recurrence, Rule, RuleId, RuleStatus};
+use crate::domain::{CallId, DueAt, PhoneNumber, Timezone};
+use crate::domain::{CatchUp, NewRule, Recurrence, Rule, RuleId, RuleStatus};
 use crate::store::{RuleStep, Stepped, StoreError};
 
 /// A rule's columns and its waiting call (the earliest scheduled call made for an occurrence).

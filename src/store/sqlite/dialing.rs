@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use sqlx::{Sqlite, Transaction};
 
 use super::{CALL_COLUMNS, SqliteStore, calls_from_rows, from_millis, insert_history, millis};
-use crate::calls::{CallId, HistoryEntry};
+use crate::domain::{CallId, HistoryEntry};
 use crate::store::dialing::{Usage, in_progress_sql};
 use crate::store::{Claimed, DialLimits, LeaseTerms, StoreError, TakenOver, Takeover};
 
@@ -151,7 +151,7 @@ impl SqliteStore {
         Ok(ids)
     }
 
-    pub(super) async fn orphans(&self, owner: Option<&str>) -> Result<Vec<crate::calls::Call>, StoreError> {
+    pub(super) async fn orphans(&self, owner: Option<&str>) -> Result<Vec<crate::domain::Call>, StoreError> {
         let sql = format!(
             "SELECT {CALL_COLUMNS} FROM calls WHERE status = 'dialing' AND call_control_id IS NULL \
              AND (lease_until < ? OR lease_owner = ?)"

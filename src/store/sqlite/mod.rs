@@ -25,12 +25,13 @@ use tokio::sync::broadcast;
 use super::feeds::queue_notice_channel;
 use super::{
     CallPatch, ChangeFeed, Claimed, DialLimits, EventsLock, InboxEvent, Inserted, LeaseTerms, ListQuery, NewCall,
-    OutcomeCount, PendingEvent, QueueNotice, RuleStep, Stepped, Store, StoreError, TakenOver, Takeover,
+    PendingEvent, QueueNotice, RuleStep, Stepped, Store, StoreError, TakenOver, Takeover,
 };
-use crate::calls::limits::Limits;
-use crate::calls::{Call, CallId, CallStatus, DueAt, HistoryEntry, PhoneNumber, Timezone};
-use crate::clock::Clock;
-use crate::rules::{NewRule, Rule, RuleId, RuleStatus};
+use crate::domain::clock::Clock;
+use crate::domain::limits::Limits;
+use crate::domain::outcomes::OutcomeCount;
+use crate::domain::{Call, CallId, CallStatus, DueAt, HistoryEntry, PhoneNumber, Timezone};
+use crate::domain::{NewRule, Rule, RuleId, RuleStatus};
 use locks::EventsLocks;
 
 const CALL_COLUMNS: &str = "id, to_number, due_at, timezone, status, attempt, call_control_id, joke, \

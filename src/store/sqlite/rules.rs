@@ -8,8 +8,8 @@ use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
 
 use super::{Link, SqliteStore, from_millis, insert_call_row, insert_history, limits, millis};
-use crate::calls::{CallId, DueAt, HistoryEntry, PhoneNumber, Timezone};
-use crate::rules::{CatchUp, NewRule, Recurrence, Rule, RuleId, RuleStatus};
+use crate::domain::{CallId, DueAt, HistoryEntry, PhoneNumber, Timezone};
+use crate::domain::{CatchUp, NewRule, Recurrence, Rule, RuleId, RuleStatus};
 use crate::store::{RuleStep, Stepped, StoreError};
 
 /// A rule's columns and its waiting call (the earliest scheduled call made for an occurrence).
