@@ -22,7 +22,8 @@
 //! A module may use its own layer and the ones below it, never one above nor a neighbour on its
 //! own floor, and no modules import each other in a circle: `cargo test --lib layering` holds
 //! the code to this. The Telnyx simulator is a crate of its own (`crates/telnyx-sim`) and
-//! imports nothing of the service. This file wires the parts together and owns start-up and graceful shutdown.
+//! imports nothing of the service. This file wires the parts together and owns start-up and
+//! graceful shutdown.
 
 pub mod app;
 pub mod config;
