@@ -3,23 +3,28 @@ CARGO ?= cargo
 # The browser tests drive these two (Debian packages chromium and chromium-driver).
 CHROMIUM := /usr/bin/chromium
 CHROMEDRIVER := /usr/bin/chromedriver
+# The cluster's load balancer (`make cluster` and tests/cluster/; Debian package haproxy).
+HAPROXY := /usr/sbin/haproxy
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test soak bench lint fmt build browser-deps cluster postgres
+.PHONY: run test soak bench lint fmt build browser-deps balancer-deps cluster postgres
 
-## run: serve on 127.0.0.1:8080; without TELNYX_API_KEY, against the built-in Telnyx simulator
+## run: serve on 127.0.0.1:8080; without TELNYX_API_KEY, the demo: the service wired to the
+## Telnyx simulator (crates/telnyx-sim) in one process, dialajoke-demo (crates/demo)
 run:
 	@if [ -n "$$TELNYX_API_KEY" ]; then \
 		$(CARGO) run --release --bin dialajoke -- serve; \
 	else \
-		$(CARGO) run --release --bin dialajoke -- demo; \
+		$(CARGO) run --release -p dialajoke-demo; \
 	fi
 
-## test: every test (unit, integration, end to end against the simulator, the PostgreSQL store
-## and cluster tests when DIALAJOKE_TEST_POSTGRES_URL is set, and the pages in headless Chromium
+## test: every test of every crate of the workspace (unit, integration, the simulator against the
+## Telnyx contract, end to end against the simulator, the PostgreSQL store
+## and cluster tests when DIALAJOKE_TEST_POSTGRES_URL is set (the cluster tests also need HAProxy:
+## `make balancer-deps`), and the pages in headless Chromium
 ## when it is installed; what was skipped is said loudly at the end)
 test:
-	$(CARGO) test --all-targets
+	$(CARGO) test --workspace --all-targets
 	@if [ ! -x $(CHROMIUM) ] || [ ! -x $(CHROMEDRIVER) ]; then \
 		echo; \
 		echo "*** SKIPPED: the browser tests (tests/browser/) need $(CHROMIUM) and $(CHROMEDRIVER). ***"; \
@@ -48,9 +53,17 @@ browser-deps:
 soak:
 	DIALAJOKE_SOAK=1 $(CARGO) test --test crash_safety -- --nocapture
 
-## cluster: three instances and the simulator against the local PostgreSQL, behind a round-robin
-## balancer on http://127.0.0.1:8080/ (INSTANCES=N for another count; Ctrl-C stops them)
-cluster:
+## balancer-deps: install HAProxy, the cluster's load balancer (Debian, Ubuntu)
+balancer-deps:
+	@if [ -x $(HAPROXY) ]; then \
+		echo "haproxy is installed"; \
+	else \
+		$(SUDO) apt-get update && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y haproxy; \
+	fi
+
+## cluster: three instances and the simulator against the local PostgreSQL, behind HAProxy on
+## http://127.0.0.1:8080/ (INSTANCES=N for another count; Ctrl-C stops them)
+cluster: balancer-deps
 	scripts/cluster.sh
 
 ## postgres: make sure the local PostgreSQL answers on 127.0.0.1:5432 (starts it, or installs it on
@@ -67,15 +80,15 @@ bench:
 	@[ -f $(FONT) ] || { $(SUDO) apt-get update && $(SUDO) apt-get install -y fonts-dejavu-core; }
 	$(CARGO) bench --bench bench
 
-## lint: formatting check and clippy with warnings as errors
+## lint: formatting check and clippy with warnings as errors, over the whole workspace
 lint:
 	$(CARGO) fmt --all -- --check
-	$(CARGO) clippy --all-targets -- -D warnings
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
 ## fmt: format the code
 fmt:
 	$(CARGO) fmt --all
 
-## build: the release binary, target/release/dialajoke
+## build: the release binary, target/release/dialajoke (the service alone: no simulator in it)
 build:
 	$(CARGO) build --release --bin dialajoke

@@ -6,8 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 /// Where a top-level module stands: a module may use its own layer's top module and anything
-/// on a lower floor, nothing else. `None`: the wiring (the crate root, the demo), which may use
-/// anything.
+/// on a lower floor, nothing else. `None`: the wiring (the crate root), which may use anything.
 fn floor(top: &str) -> Option<u8> {
     match top {
         "domain" | "errors" => Some(0),
@@ -90,13 +89,11 @@ fn is_ancestor(ancestor: &[String], of: &[String]) -> bool {
     of.len() > ancestor.len() && of.starts_with(ancestor)
 }
 
-/// Every module of the crate with the modules it imports, the simulator left out (it stands
-/// alone and imports nothing of the service).
+/// Every module of the crate with the modules it imports.
 fn import_graph() -> BTreeMap<ModulePath, BTreeSet<ModulePath>> {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
     let mut files = Vec::new();
     rust_files(&src, &mut files);
-    let files: Vec<PathBuf> = files.into_iter().filter(|file| !file.starts_with(src.join("sim"))).collect();
     let modules: BTreeSet<ModulePath> = files.iter().map(|file| module_of(file, &src)).collect();
     files
         .iter()

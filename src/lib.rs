@@ -21,25 +21,24 @@
 //!
 //! A module may use its own layer and the ones below it, never one above nor a neighbour on its
 //! own floor, and no modules import each other in a circle: `cargo test --lib layering` holds
-//! the code to this. The Telnyx simulator ([`sim`]) stands apart and imports nothing of the
-//! service. This file wires the parts together and owns start-up and graceful shutdown.
+//! the code to this. The Telnyx simulator is a crate of its own (`crates/telnyx-sim`) and
+//! imports nothing of the service. This file wires the parts together and owns start-up and
+//! graceful shutdown.
 
 pub mod app;
-pub mod balance;
 pub mod config;
-pub mod demo;
 pub mod domain;
 pub mod errors;
 pub mod jokes;
 #[cfg(test)]
 mod layering;
 pub mod ngrok;
-pub mod sim;
 pub mod store;
 pub mod telnyx;
 pub mod web;
 
 use std::net::{SocketAddr, TcpListener};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -61,6 +60,22 @@ use crate::store::{DialLimits, LeaseTerms, Store};
 use crate::telnyx::client::{ClientConfig, TelnyxClient};
 use crate::telnyx::signature::PublicKey;
 use crate::web::AppState;
+
+/// Logs to stderr, filtered by `RUST_LOG` (by default `info`, the database and scheduler
+/// libraries quieter): for the `dialajoke` binary and the demo alike.
+pub fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn,tokio_cron_scheduler=warn"));
+    tracing_subscriber::fmt().with_env_filter(filter).init();
+}
+
+/// The configuration file to read: `given`, or else `./config.dev.json` when it exists.
+pub fn config_file(given: Option<PathBuf>) -> Option<PathBuf> {
+    given.or_else(|| {
+        let default = PathBuf::from("config.dev.json");
+        default.exists().then_some(default)
+    })
+}
 
 /// Why the service could not start.
 #[derive(Debug, thiserror::Error)]

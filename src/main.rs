@@ -1,5 +1,5 @@
-//! The `dialajoke` command: serve (the default), run the Telnyx simulator, apply migrations, or
-//! balance requests over local instances.
+//! The `dialajoke` command: serve (the default) or apply migrations. (`make run` without a Telnyx
+//! account starts `dialajoke-demo`, crates/demo, which adds the simulator.)
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -23,40 +23,18 @@ struct Cli {
 enum Command {
     /// Serve the page, the API and the webhook (the default).
     Serve,
-    /// Serve against an in-process Telnyx simulator: no account needed, nothing leaves this machine.
-    Demo,
-    /// Run the Telnyx Call Control simulator on its own.
-    Simulate(Box<dialajoke::sim::SimArgs>),
     /// Create or upgrade the database, then exit.
     Migrate,
-    /// Spread requests round-robin over several local instances (for running a cluster on one machine).
-    Balance(dialajoke::balance::BalanceArgs),
-}
-
-fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn,tokio_cron_scheduler=warn"));
-    tracing_subscriber::fmt().with_env_filter(filter).init();
-}
-
-fn config_path(cli: &Cli) -> Option<PathBuf> {
-    cli.config.clone().or_else(|| {
-        let default = PathBuf::from("config.dev.json");
-        default.exists().then_some(default)
-    })
 }
 
 #[actix_web::main]
 async fn main() -> ExitCode {
-    init_logging();
+    dialajoke::init_logging();
     let cli = Cli::parse();
-    let file = config_path(&cli);
+    let file = dialajoke::config_file(cli.config);
     let outcome = match cli.command {
         None | Some(Command::Serve) => serve(Config::load(file.as_deref())).await,
-        Some(Command::Demo) => dialajoke::demo::run(file.as_deref()).await,
-        Some(Command::Simulate(args)) => dialajoke::sim::serve(*args).await.map_err(|e| e.to_string()),
         Some(Command::Migrate) => migrate(file.as_deref()).await,
-        Some(Command::Balance(args)) => dialajoke::balance::serve(args).await,
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

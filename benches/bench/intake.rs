@@ -157,8 +157,7 @@ fn budget(connections: usize, duration: Duration) -> usize {
 /// Runs the intake section.
 pub async fn measure(dir: &Path, levels: &[usize], duration: Duration) -> Intake {
     let signer = Signer::generate();
-    let telnyx =
-        dialajoke::sim::start(dialajoke::sim::SimConfig::local(crate::service::API_KEY)).await.expect("simulator");
+    let telnyx = telnyx_sim::start(telnyx_sim::SimConfig::local(crate::service::API_KEY)).await.expect("simulator");
     let database = dir.join("intake.db");
     let service = Service::start(Launch {
         database: &database,

@@ -13,9 +13,9 @@ use chrono::{DateTime, Utc};
 use dialajoke::app::queue::{Dispatch, QueueSettings, TimedQueue};
 use dialajoke::domain::hours::{CallingHours, QuietAction};
 use dialajoke::domain::{Call, CallId};
-use dialajoke::sim::{RequestKind, SimConfig};
 use dialajoke::store::{DialLimits, LeaseTerms};
 use sqlx::SqlitePool;
+use telnyx_sim::{RequestKind, SimConfig};
 use tokio_util::sync::CancellationToken;
 
 use crate::report::{Latency, Section};
@@ -143,7 +143,7 @@ async fn count_scheduled_before(pool: &SqlitePool, until: DateTime<Utc>) -> u64 
 
 /// Starts the service over the loaded store, lets it settle, and reads its memory.
 async fn idle_service_over(database: &Path, dir: &Path) -> (Duration, crate::service::Memory) {
-    let telnyx = dialajoke::sim::start(SimConfig::local(API_KEY)).await.expect("simulator");
+    let telnyx = telnyx_sim::start(SimConfig::local(API_KEY)).await.expect("simulator");
     let launch = Launch { database, telnyx: &telnyx, public_key: None, env: Vec::new(), log: dir.join("queue.log") };
     let service = Service::start(launch).await;
     // Memory "while they wait": after the queue loaded its window and housekeeping ran once.
@@ -238,7 +238,7 @@ async fn paced(dir: &Path, count: u32) -> (usize, usize) {
     let pool = SqlitePool::connect(&url).await.expect("pool");
     bulk_load(&pool, count, Utc::now() + chrono::Duration::seconds(3)).await;
     pool.close().await;
-    let telnyx = dialajoke::sim::start(SimConfig::local(API_KEY)).await.expect("simulator");
+    let telnyx = telnyx_sim::start(SimConfig::local(API_KEY)).await.expect("simulator");
     let launch =
         Launch { database: &database, telnyx: &telnyx, public_key: None, env: Vec::new(), log: dir.join("paced.log") };
     let service = Service::start(launch).await;

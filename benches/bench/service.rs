@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use dialajoke::sim::SimHandle;
+use telnyx_sim::SimHandle;
 
 /// The key the bench's simulators accept.
 pub const API_KEY: &str = "bench-key";

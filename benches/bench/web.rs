@@ -57,7 +57,7 @@ async fn seed_calls(base: &str, count: usize) {
 
 /// Runs the section.
 pub async fn measure(dir: &Path, connections: usize, duration: Duration, listed: usize) -> WebFigures {
-    let telnyx = dialajoke::sim::start(dialajoke::sim::SimConfig::local(API_KEY)).await.expect("simulator");
+    let telnyx = telnyx_sim::start(telnyx_sim::SimConfig::local(API_KEY)).await.expect("simulator");
     let unlimited = [
         "DIALAJOKE_LIMIT_PER_NUMBER_HOUR",
         "DIALAJOKE_LIMIT_PER_NUMBER_DAY",
@@ -90,7 +90,7 @@ pub async fn measure(dir: &Path, connections: usize, duration: Duration, listed:
 }
 
 /// Starts the service over an empty store five times; the memory is read on the last, idle for 2 s.
-async fn idle(dir: &Path, telnyx: &dialajoke::sim::SimHandle) -> (Vec<f64>, Memory) {
+async fn idle(dir: &Path, telnyx: &telnyx_sim::SimHandle) -> (Vec<f64>, Memory) {
     let mut ready_ms = Vec::new();
     let mut memory = None;
     for round in 0..5 {

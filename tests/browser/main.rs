@@ -12,12 +12,12 @@ use std::time::Duration;
 use chrono::{DateTime, NaiveTime, TimeZone, Utc};
 use chrono_tz::America::Los_Angeles;
 use common::{Options, TestApp, spawn_app_with};
-use dialajoke::sim::Timing;
 use driver::{Browser, launch_or_skip};
 use fantoccini::Locator;
 use fantoccini::actions::{InputSource, KeyAction, KeyActions};
 use fantoccini::key::Key;
 use serde_json::{Value, json};
+use telnyx_sim::Timing;
 
 const IRISH: &str = "+353 1 234 5678";
 /// The simulator's numbers (see the README).

@@ -1,17 +1,17 @@
 //! A cluster on one machine: `dialajoke serve` processes over one fresh PostgreSQL database, the
-//! Telnyx simulator in this test's process (so it outlives any instance), and the round-robin
-//! balancer in front of the instances. Every instance gives the balancer's URL as its public URL,
+//! Telnyx simulator in this test's process (so it outlives any instance), and HAProxy in front of
+//! the instances (see `balancer.rs`). Every instance gives the balancer's URL as its public URL,
 //! so the simulator's webhooks for any call land on any instance.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use dialajoke::balance::{self, Balancer};
-use dialajoke::sim::{self, Behaviour, SimConfig, SimHandle};
 use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
+use telnyx_sim::{self as sim, Behaviour, SimConfig, SimHandle};
 
+use crate::balancer::Balancer;
 use crate::common::audit::AcceptedCall;
 use crate::common::postgres::TestDatabase;
 use crate::common::process::{ServiceProcess, free_port, simulator_account};
@@ -59,7 +59,7 @@ pub fn simulator_config() -> SimConfig {
 }
 
 impl Cluster {
-    /// Starts the simulator and the balancer, and prepares one instance per entry of
+    /// Starts the simulator and HAProxy, and prepares one instance per entry of
     /// `instances` (its name and its own settings) on top of the settings `shared`, not started.
     pub async fn new(
         server: &str,
@@ -70,9 +70,9 @@ impl Cluster {
         let database = TestDatabase::create(server).await;
         let sim = sim::start(sim).await.expect("simulator starts");
         let ports: Vec<u16> = instances.iter().map(|_| free_port()).collect();
-        let backends = ports.iter().map(|port| ([127, 0, 0, 1], *port).into()).collect();
-        let balancer = balance::start(([127, 0, 0, 1], 0).into(), backends).await.expect("balancer starts");
         let dir = tempfile::Builder::new().prefix("dialajoke-cluster-").tempdir().expect("temp dir").keep();
+        let servers: Vec<(&str, u16)> = instances.iter().map(|(name, _)| *name).zip(ports.iter().copied()).collect();
+        let balancer = Balancer::start(&dir, &servers).await;
         let processes = instances
             .iter()
             .zip(ports)
@@ -134,7 +134,7 @@ impl Cluster {
     /// Stops everything and removes the logs (only called once every check passed).
     pub async fn finish(mut self) {
         self.instances.iter_mut().for_each(ServiceProcess::kill);
-        self.balancer.stop().await;
+        self.balancer.stop();
         self.sim.stop().await;
         std::fs::remove_dir_all(&self.dir).expect("logs removed");
     }

@@ -9,8 +9,8 @@ use std::time::Duration;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use chrono::{DateTime, Utc};
-use dialajoke::sim::{JournalEntry, RequestKind, SimHandle};
 use sqlx::PgPool;
+use telnyx_sim::{JournalEntry, RequestKind, SimHandle};
 
 use crate::cluster::DueCall;
 
@@ -65,8 +65,8 @@ pub struct Figures {
     pub peak_at_once: usize,
     /// Calls claimed per instance.
     pub claims: Vec<(String, i64)>,
-    /// Requests the balancer relayed to each instance (API calls and webhooks).
-    pub relayed: Vec<u64>,
+    /// Requests HAProxy relayed to each instance (API calls and webhooks), by instance.
+    pub relayed: Vec<(String, u64)>,
 }
 
 impl Figures {
@@ -131,7 +131,7 @@ impl fmt::Display for Figures {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let ms = |d: chrono::Duration| d.num_milliseconds();
         let claims: Vec<String> = self.claims.iter().map(|(owner, n)| format!("{owner}:{n}")).collect();
-        let relayed: Vec<String> = self.relayed.iter().map(ToString::to_string).collect();
+        let relayed: Vec<String> = self.relayed.iter().map(|(name, n)| format!("{name}:{n}")).collect();
         write!(
             f,
             "calls={} instances={} kills={} dial_requests={} redialed={} taken_over={} earliest_ms={} \

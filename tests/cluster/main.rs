@@ -1,15 +1,17 @@
-//! Several instances on one PostgreSQL database: real `dialajoke serve` processes behind the
-//! round-robin balancer, the Telnyx simulator in this process. Each call is dialed exactly once
+//! Several instances on one PostgreSQL database: real `dialajoke serve` processes behind HAProxy
+//! (round-robin, health checks on `/ready`), the Telnyx simulator in this process. Each call is dialed exactly once
 //! (never under a second command id, never placed twice), on time by the database's clock, within
 //! the dial limits of the whole cluster, and an instance killed with SIGKILL loses nothing: its
 //! leased dials are taken over once their leases run out.
 //!
 //! They need `DIALAJOKE_TEST_POSTGRES_URL` (`make test` says loudly when it is missing; CI sets
-//! it). They run one at a time, as each loads the whole machine, and print their figures.
+//! it) and HAProxy (`make balancer-deps`; they fail saying so when it is missing). They run one at
+//! a time, as each loads the whole machine, and print their figures.
 
 #[path = "../common/mod.rs"]
 mod common;
 
+mod balancer;
 mod cluster;
 mod figures;
 
@@ -19,8 +21,8 @@ use std::time::Duration;
 use cluster::{Cluster, DueCall, simulator_config};
 use common::audit::{AcceptedCall, Stored, Verdict, placed_by_call, settle};
 use common::postgres::server_url;
-use dialajoke::sim::{ApiFault, ApiFaultKind, Behaviour, DialLimit, FaultTarget, Faults, RequestKind};
 use figures::Figures;
+use telnyx_sim::{ApiFault, ApiFaultKind, Behaviour, DialLimit, FaultTarget, Faults, RequestKind};
 
 /// The cluster tests load the whole machine: one at a time.
 static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -50,7 +52,7 @@ async fn settle_and_judge(cluster: &Cluster, calls: &[DueCall], window: Duration
     let verdict = Verdict::judge(&stored, &cluster.sim, &accepted(calls));
     let mut figures = Figures::measure(&cluster.sim, &cluster.db, calls, window).await;
     figures.instances = cluster.instances.len();
-    figures.relayed = cluster.balancer.answered().into_iter().map(|(_, count)| count).collect();
+    figures.relayed = cluster.balancer.answered().await;
     (verdict, figures)
 }
 
@@ -74,6 +76,13 @@ fn nothing_early_nothing_redialed(figures: &Figures, cluster: &Cluster) {
         -figures.earliest.num_milliseconds(),
         cluster.dir().display()
     );
+}
+
+#[test]
+fn the_readme_shows_the_balancer_configuration_the_cluster_runs() {
+    let readme = include_str!("../../README.md");
+
+    assert!(readme.contains(balancer::CONFIG), "README.md must show docs/haproxy.cfg as it is");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -102,7 +111,8 @@ async fn three_instances_dial_2000_calls_exactly_once_within_the_cluster_wide_li
     assert_eq!(verdict.final_calls, calls);
     assert!(figures.peak_per_window <= dials_per_window, "{} dials in one {window:?}", figures.peak_per_window);
     assert!(figures.peak_at_once <= at_once, "{} calls at once", figures.peak_at_once);
-    assert!(figures.relayed.iter().all(|count| *count > 0), "an instance got no requests: {:?}", figures.relayed);
+    assert_eq!(figures.relayed.len(), figures.instances, "HAProxy's stats list every instance");
+    assert!(figures.relayed.iter().all(|(_, count)| *count > 0), "an instance got no requests: {:?}", figures.relayed);
     cluster.finish().await;
 }
 

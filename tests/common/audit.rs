@@ -11,8 +11,8 @@ use std::time::Duration;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use dialajoke::domain::CallStatus;
-use dialajoke::sim::{Behaviour, CallSnapshot, JournalEntry, SimHandle};
 use sqlx::{PgPool, SqlitePool};
+use telnyx_sim::{Behaviour, CallSnapshot, JournalEntry, SimHandle};
 
 /// A call the API accepted, and what its callee does.
 #[derive(Debug, Clone)]

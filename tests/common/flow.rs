@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
-use dialajoke::sim::{Behaviour, JournalEntry, RequestKind, RequestRecord, test_number};
 use serde_json::Value;
+use telnyx_sim::{Behaviour, JournalEntry, RequestKind, RequestRecord, test_number};
 
 use super::{FLOW_BOUND, TestApp};
 

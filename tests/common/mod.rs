@@ -17,10 +17,10 @@ use std::time::Duration;
 
 use chrono::{SecondsFormat, Utc};
 use dialajoke::config::Config;
-use dialajoke::sim::{self, SimConfig, SimHandle};
 use dialajoke::telnyx::signature::Signer;
 use dialajoke::{Application, Probes};
 use serde_json::{Value, json};
+use telnyx_sim::{self as sim, SimConfig, SimHandle};
 use tempfile::TempDir;
 
 /// The key the tests' simulator accepts.

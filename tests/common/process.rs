@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use dialajoke::sim::SimHandle;
+use telnyx_sim::SimHandle;
 
 /// How long a (re)started service may take to answer `/ready`.
 const READY_BOUND: Duration = Duration::from_secs(30);

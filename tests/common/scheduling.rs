@@ -5,8 +5,8 @@
 use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use dialajoke::sim::{Behaviour, test_number};
 use serde_json::{Value, json};
+use telnyx_sim::{Behaviour, test_number};
 
 /// How long one call may keep failing to be scheduled (the service being down) before the test
 /// gives up.

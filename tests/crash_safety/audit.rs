@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use dialajoke::sim::SimHandle;
 use sqlx::SqlitePool;
+use telnyx_sim::SimHandle;
 
 use crate::common::audit::{Stored, Verdict, settle};
 use crate::load::LoadOutcome;

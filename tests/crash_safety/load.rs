@@ -5,9 +5,9 @@
 use std::time::Duration;
 
 use chrono::Utc;
-use dialajoke::sim::Behaviour;
 use rand::Rng;
 use rand::rngs::StdRng;
+use telnyx_sim::Behaviour;
 
 use crate::common::audit::AcceptedCall;
 use crate::common::scheduling::{load_client, post_until_accepted};

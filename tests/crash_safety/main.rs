@@ -20,10 +20,10 @@ mod service;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use dialajoke::sim::{self, ApiFault, ApiFaultKind, Faults, SimConfig, Timing};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use service::Service;
+use telnyx_sim::{self as sim, ApiFault, ApiFaultKind, Faults, SimConfig, Timing};
 
 const API_KEY: &str = "crash-key";
 /// The simulator's signing seed; any fixed value works, the service is given its public key.

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use dialajoke::sim::SimHandle;
+use telnyx_sim::SimHandle;
 
 use crate::common::process::{ServiceProcess, free_port, simulator_account};
 

@@ -9,8 +9,8 @@ use std::time::Duration;
 use base64::Engine;
 use common::flow::{SOON, counts, dial_bodies, requests_of, run_to_the_end};
 use common::{Options, TestApp, spawn_app, spawn_app_with};
-use dialajoke::sim::{ApiFault, ApiFaultKind, Behaviour, FaultTarget, Faults, JournalEntry, RequestKind, test_number};
 use serde_json::Value;
+use telnyx_sim::{ApiFault, ApiFaultKind, Behaviour, FaultTarget, Faults, JournalEntry, RequestKind, test_number};
 
 #[tokio::test]
 async fn an_answered_call_hears_a_joke_and_is_hung_up_and_completed() {

@@ -8,8 +8,8 @@ use crate::common;
 
 use common::flow::{counts, dial_bodies, run_to_the_end};
 use common::{Options, TestApp, spawn_app, spawn_app_with};
-use dialajoke::sim::{Behaviour, RequestKind};
 use serde_json::Value;
+use telnyx_sim::{Behaviour, RequestKind};
 
 fn machine(policy: &str) -> Options {
     Options { env: vec![("DIALAJOKE_ANSWERING_MACHINE", policy.to_owned())], ..Options::default() }

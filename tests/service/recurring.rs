@@ -10,8 +10,8 @@ use std::time::Duration;
 use chrono::{Datelike, NaiveTime, TimeZone, Utc, Weekday};
 use chrono_tz::Europe::Dublin;
 use common::{Options, TestApp, spawn_app, spawn_app_with};
-use dialajoke::sim::{Behaviour, JournalEntry, RequestKind, test_number};
 use serde_json::{Value, json};
+use telnyx_sim::{Behaviour, JournalEntry, RequestKind, test_number};
 
 fn weekly_sunday_at_ten(to: &str) -> Value {
     json!({"to": to, "timezone": "Europe/Dublin", "repeat": "weekly", "day": "sunday", "time": "10:00"})

@@ -8,8 +8,8 @@ use crate::common;
 use chrono::{DateTime, Utc};
 use common::flow::{SOON, wait_until_applied};
 use common::{FLOW_BOUND, Options, TestApp, spawn_app_with};
-use dialajoke::sim::{Behaviour, RequestKind, test_number};
 use serde_json::Value;
+use telnyx_sim::{Behaviour, RequestKind, test_number};
 
 fn retrying(retries: u32) -> Options {
     let env = vec![("DIALAJOKE_RETRY_ATTEMPTS", retries.to_string()), ("DIALAJOKE_RETRY_SPACING_SECS", "1".to_owned())];

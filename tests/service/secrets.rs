@@ -4,8 +4,8 @@
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use dialajoke::sim::{self, Behaviour, SimConfig, test_number};
 use serde_json::{Value, json};
+use telnyx_sim::{self as sim, Behaviour, SimConfig, test_number};
 
 const API_KEY: &str = "KEY-sekrit-0123456789-telnyx";
 const TOKEN: &str = "TOKEN-sekrit-0123456789-page";

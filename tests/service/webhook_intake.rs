@@ -8,10 +8,10 @@ use std::time::Duration;
 
 use base64::Engine;
 use common::{SIGNING_SEED, TestApp, post_trickled, spawn_app, webhook_event};
-use dialajoke::sim::{Behaviour, test_number};
 use dialajoke::telnyx::signature::Signer;
 use futures_util::future::join_all;
 use serde_json::Value;
+use telnyx_sim::{Behaviour, test_number};
 
 const SIGNATURE: &str = "telnyx-signature-ed25519";
 const TIMESTAMP: &str = "telnyx-timestamp";
