@@ -3,8 +3,7 @@
 //! `target/screenshots/` for people to look at. Without Chromium and chromedriver installed the
 //! tests say loudly that they were skipped (CI sets DIALAJOKE_REQUIRE_BROWSER=1 to fail instead).
 
-#[path = "../common/mod.rs"]
-mod common;
+use dialajoke_test_support as common;
 mod driver;
 
 use std::time::Duration;

@@ -83,7 +83,7 @@ impl Cluster {
                 env.push(("DIALAJOKE_INSTANCE_ID", (*name).to_owned()));
                 env.extend(shared.iter().cloned());
                 env.extend(own.iter().cloned());
-                ServiceProcess::new(name, &dir, port, env)
+                ServiceProcess::new(env!("CARGO_BIN_EXE_dialajoke"), name, &dir, port, env)
             })
             .collect();
         let db = PgPoolOptions::new().max_connections(2).connect(&database.url).await.expect("database opens");

@@ -8,8 +8,7 @@
 //! it) and HAProxy (`make balancer-deps`; they fail saying so when it is missing). They run one at
 //! a time, as each loads the whole machine, and print their figures.
 
-#[path = "../common/mod.rs"]
-mod common;
+use dialajoke_test_support as common;
 
 mod balancer;
 mod cluster;

@@ -22,10 +22,10 @@ pub enum Backend {
     Postgres,
 }
 
-/// What keeps a test's database alive until the test ends.
+/// What keeps a test's database alive until the test ends: only dropping it matters.
 enum Keep {
-    Dir(TempDir),
-    Database(TestDatabase),
+    Dir(#[expect(dead_code, reason = "held for its drop, which removes the folder")] TempDir),
+    Database(#[expect(dead_code, reason = "held for its drop, which drops the database")] TestDatabase),
 }
 
 /// A store over a database of the test's own.
@@ -92,14 +92,14 @@ impl TestStore {
 
 /// Turns each named `async fn NAME(store: TestStore)` into the tests `sqlite::NAME` and
 /// `postgres::NAME`.
-#[allow(unused_macros)] // only the contract suites use it
+#[macro_export]
 macro_rules! on_both_backends {
     ($($test:ident),* $(,)?) => {
         mod sqlite {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $test() {
-                    let store = $crate::common::backends::TestStore::open($crate::common::backends::Backend::Sqlite)
+                    let store = $crate::backends::TestStore::open($crate::backends::Backend::Sqlite)
                         .await
                         .expect("SQLite always opens");
                     super::$test(store).await;
@@ -110,8 +110,8 @@ macro_rules! on_both_backends {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $test() {
-                    let backend = $crate::common::backends::Backend::Postgres;
-                    let Some(store) = $crate::common::backends::TestStore::open(backend).await else {
+                    let backend = $crate::backends::Backend::Postgres;
+                    let Some(store) = $crate::backends::TestStore::open(backend).await else {
                         eprintln!("SKIPPED {}: DIALAJOKE_TEST_POSTGRES_URL is not set", stringify!($test));
                         return;
                     };
@@ -121,8 +121,7 @@ macro_rules! on_both_backends {
         }
     };
 }
-#[allow(unused_imports)] // only the contract suites use it
-pub(crate) use on_both_backends;
+pub use crate::on_both_backends;
 
 /// Polls `probe` (bounded by [`super::FLOW_BOUND`]) until it gives a value.
 pub async fn eventually<T, F, Fut>(what: &str, mut probe: F) -> T

@@ -1,7 +1,6 @@
-//! Shared test helpers: a real service on a random port with a real SQLite file in a temporary
-//! directory, wired over real HTTP to the project's Telnyx simulator, plus one typed helper per
-//! endpoint.
-#![allow(dead_code)] // each test binary uses a different subset of these helpers
+//! Shared test helpers, the library every test binary uses (crate `dialajoke-test-support`): a
+//! real service on a random port with a real SQLite file in a temporary directory, wired over
+//! real HTTP to the project's Telnyx simulator, plus one typed helper per endpoint.
 
 pub mod audit;
 pub mod backends;
@@ -252,7 +251,7 @@ impl TestApp {
 /// The official example of webhook `name` (e.g. `call.answered`) with its own fresh `data.id`,
 /// after `edit` has changed it further; returns the id and the body.
 pub fn webhook_event(name: &str, edit: impl FnOnce(&mut Value)) -> (String, Vec<u8>) {
-    let path = format!("{}/tests/fixtures/telnyx/examples/webhook.{name}.json", env!("CARGO_MANIFEST_DIR"));
+    let path = format!("{}/../../tests/fixtures/telnyx/examples/webhook.{name}.json", env!("CARGO_MANIFEST_DIR"));
     let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
     let mut body: Value = serde_json::from_slice(&bytes).expect("example is JSON");
     let id = uuid::Uuid::new_v4().to_string();

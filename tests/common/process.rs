@@ -44,6 +44,8 @@ pub fn free_port() -> u16 {
 /// A `dialajoke serve` process that can be killed and started again.
 pub struct ServiceProcess {
     dir: PathBuf,
+    /// The `dialajoke` binary (a test binary's `env!("CARGO_BIN_EXE_dialajoke")`).
+    binary: &'static str,
     name: String,
     port: u16,
     env: Vec<(&'static str, String)>,
@@ -52,13 +54,13 @@ pub struct ServiceProcess {
 }
 
 impl ServiceProcess {
-    /// A service named `name` on `port` with the settings `env`, logging into `dir`
-    /// (`NAME.log`), not started yet.
-    pub fn new(name: &str, dir: &Path, port: u16, env: Vec<(&'static str, String)>) -> Self {
+    /// The `binary` as a service named `name` on `port` with the settings `env`, logging into
+    /// `dir` (`NAME.log`), not started yet.
+    pub fn new(binary: &'static str, name: &str, dir: &Path, port: u16, env: Vec<(&'static str, String)>) -> Self {
         let mut env = env;
         env.push(("DIALAJOKE_BIND", format!("127.0.0.1:{port}")));
         let http = reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(5)).build().expect("client");
-        Self { dir: dir.to_owned(), name: name.to_owned(), port, env, child: None, http }
+        Self { dir: dir.to_owned(), binary, name: name.to_owned(), port, env, child: None, http }
     }
 
     /// `http://127.0.0.1:PORT`, the same on every start.
@@ -85,7 +87,7 @@ impl ServiceProcess {
     pub async fn start(&mut self) {
         assert!(self.child.is_none(), "{} is already running", self.name);
         let log = self.log_file();
-        let child = Command::new(env!("CARGO_BIN_EXE_dialajoke"))
+        let child = Command::new(self.binary)
             .arg("serve")
             .env_clear()
             .envs(self.env.iter().cloned())

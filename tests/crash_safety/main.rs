@@ -10,8 +10,7 @@
 //! 6 kills). Each run prints its random seed; `DIALAJOKE_SOAK_SEED=N` replays its kill moments and
 //! its mix of callees.
 
-#[path = "../common/mod.rs"]
-mod common;
+use dialajoke_test_support as common;
 
 mod audit;
 mod load;

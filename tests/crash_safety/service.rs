@@ -21,7 +21,7 @@ impl Service {
         let mut env = simulator_account(sim, api_key);
         env.push(("DIALAJOKE_PUBLIC_URL", format!("http://127.0.0.1:{port}")));
         env.push(("DIALAJOKE_DATABASE_URL", format!("sqlite://{}", dir.join("crash.db").display())));
-        Self { process: ServiceProcess::new("service", &dir, port, env), dir }
+        Self { process: ServiceProcess::new(env!("CARGO_BIN_EXE_dialajoke"), "service", &dir, port, env), dir }
     }
 
     /// `http://127.0.0.1:PORT`, the same on every start.

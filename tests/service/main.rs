@@ -3,8 +3,7 @@
 //! the store's contract on both backends, the timed queue and the materialiser, hostile input
 //! and abuse, start-up, secrets, and the properties the parsers and the state machine keep.
 
-#[path = "../common/mod.rs"]
-mod common;
+use dialajoke_test_support as common;
 
 mod abuse;
 mod api;
