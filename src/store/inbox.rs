@@ -37,7 +37,7 @@ pub struct PendingEvent {
 pub trait Inbox: Send + Sync {
     /// Records a webhook event; false when its id was already recorded (by any instance).
     async fn inbox_insert(&self, event: &InboxEvent) -> Result<bool, StoreError>;
-    /// Records several events in one transaction; one flag per event, as [`Store::inbox_insert`]
+    /// Records several events in one transaction; one flag per event, as [`Inbox::inbox_insert`]
     /// gives. Backends without cheap transactions may keep this default, one insert each.
     async fn inbox_insert_group(&self, events: &[InboxEvent]) -> Result<Vec<bool>, StoreError> {
         let mut fresh = Vec::with_capacity(events.len());

@@ -222,12 +222,18 @@ impl DialQueue for PgStore {
 
     #[tracing::instrument(skip(self, entry), fields(call_id = %id))]
     async fn reschedule(&self, id: CallId, from: DueAt, to: DueAt, entry: &HistoryEntry) -> Result<bool, StoreError> {
-        let number: Option<String> = sqlx::query_scalar("SELECT to_number FROM calls WHERE id = $1")
-            .bind(id.as_uuid())
-            .fetch_optional(&self.pool)
-            .await?;
-        let Some(number) = number else { return Ok(false) };
-        let number = PhoneNumber::from_stored(number).ok_or_else(|| StoreError::Corrupt("phone number".into()))?;
+        // The number is only needed to lock and count for the limits; without limits the move is
+        // the one statement it always was.
+        let number = if self.limits.any() {
+            let stored: Option<String> = sqlx::query_scalar("SELECT to_number FROM calls WHERE id = $1")
+                .bind(id.as_uuid())
+                .fetch_optional(&self.pool)
+                .await?;
+            let Some(stored) = stored else { return Ok(false) };
+            Some(PhoneNumber::from_stored(stored).ok_or_else(|| StoreError::Corrupt("phone number".into()))?)
+        } else {
+            None
+        };
         let sql = format!(
             "WITH moved AS (UPDATE calls SET due_at = $1, updated_at = now() \
              WHERE id = $2 AND status = 'scheduled' AND due_at = $3 RETURNING id), \
@@ -236,7 +242,9 @@ impl DialQueue for PgStore {
              SELECT COUNT(*) FROM announced"
         );
         let mut tx = self.pool.begin().await?;
-        limits::lock(&mut tx, &self.limits, &number).await?;
+        if let Some(number) = &number {
+            limits::lock(&mut tx, &self.limits, number).await?;
+        }
         let moved: i64 = sqlx::query_scalar(&sql)
             .bind(to.instant())
             .bind(id.as_uuid())
@@ -249,7 +257,9 @@ impl DialQueue for PgStore {
         if moved == 0 {
             return Ok(false);
         }
-        limits::admit(&mut tx, &self.limits, id, &number, to.instant()).await?;
+        if let Some(number) = &number {
+            limits::admit(&mut tx, &self.limits, id, number, to.instant()).await?;
+        }
         tx.commit().await?;
         self.changes.publish(id);
         Ok(true)
