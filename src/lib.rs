@@ -53,7 +53,7 @@ use crate::app::materialiser::Materialiser;
 use crate::app::queue::{QueueSettings, TimedQueue};
 use crate::app::rule_checks::{CheckPool, Probe};
 use crate::app::rules::RuleService;
-use crate::config::Config;
+use crate::config::{Config, WebhookTrust};
 use crate::domain::plan::PlanSettings;
 use crate::domain::policy::Policy;
 use crate::store::{DialLimits, LeaseTerms, Store};
@@ -138,7 +138,8 @@ pub struct Application {
 impl Application {
     /// Opens the store, builds every part and binds the listener (port 0 picks a free port).
     pub async fn build(config: Config) -> Result<Self, StartError> {
-        let listener = listen(config.bind).map_err(|source| StartError::Bind { addr: config.bind, source })?;
+        let listener =
+            listen(config.server.bind).map_err(|source| StartError::Bind { addr: config.server.bind, source })?;
         Self::build_on(config, listener).await
     }
 
@@ -150,11 +151,11 @@ impl Application {
 
     /// Like [`Application::build_on`], with `probes` plugged in.
     pub async fn build_probed(config: Config, listener: TcpListener, probes: Probes) -> Result<Self, StartError> {
-        let addr = listener.local_addr().map_err(|source| StartError::Bind { addr: config.bind, source })?;
+        let addr = listener.local_addr().map_err(|source| StartError::Bind { addr: config.server.bind, source })?;
         let store = store::open(config.database_url.expose(), config.limits)
             .await
             .map_err(|source| StartError::Store { url: config.database_url.to_string(), source })?;
-        let public_url = match &config.public_url {
+        let public_url = match &config.server.public_url {
             Some(url) => url.clone(),
             None => ngrok::public_url(ngrok::AGENT_URL).await?,
         };
@@ -162,10 +163,10 @@ impl Application {
         let flow = build_flow(&config, Arc::clone(&store), &webhook_url)?;
         let queue = TimedQueue::new(store.clone(), Arc::new(flow.clone()), queue_settings(&config));
         flow.wake_with(queue.downgrade());
-        let plan = PlanSettings { grace: config.grace, hours: config.calling_hours, quiet: config.quiet_action };
+        let plan = PlanSettings { grace: config.calls.grace, hours: config.calling_hours, quiet: config.quiet_action };
         let materialiser = Materialiser::new(Arc::clone(&store), queue.clone(), plan);
         let closing = CancellationToken::new();
-        let secure_cookies = config.secure_cookies.for_public_url(&public_url);
+        let secure_cookies = config.access.secure_cookies.for_public_url(&public_url);
         let forms_key = forms_key(&config, store.as_ref())
             .await
             .map_err(|source| StartError::Store { url: config.database_url.to_string(), source })?;
@@ -184,10 +185,15 @@ impl Application {
             started_at: chrono::Utc::now(),
             api_base: web::health::without_credentials(&config.telnyx.api_base),
             closing: closing.clone(),
-            access: web::auth::Access::new(config.api_token.clone(), store, config.session_ttl, secure_cookies),
+            access: web::auth::Access::new(
+                config.access.api_token.clone(),
+                store,
+                config.access.session_ttl,
+                secure_cookies,
+            ),
             forms: web::csrf::Forms::new(forms_key, secure_cookies),
-            hosts: web::hosts::AllowedHosts::new(addr, &public_url, &config.allowed_hosts),
-            origins: web::origin::TrustedOrigins::new(&public_url, &config.cors_origins),
+            hosts: web::hosts::AllowedHosts::new(addr, &public_url, &config.server.allowed_hosts),
+            origins: web::origin::TrustedOrigins::new(&public_url, &config.server.cors_origins),
         };
         let server =
             serve(listener, actix::Data::new(state), &config).map_err(|source| StartError::Bind { addr, source })?;
@@ -200,7 +206,7 @@ impl Application {
             materialiser,
             closing,
             shutdown: CancellationToken::new(),
-            drain: config.shutdown_timeout,
+            drain: config.server.shutdown_timeout,
         })
     }
 
@@ -288,14 +294,14 @@ fn build_flow(config: &Config, store: Arc<dyn Store>, webhook_url: &str) -> Resu
     let mut client = ClientConfig::new(config.telnyx.api_base.clone(), config.telnyx.api_key.expose().to_owned());
     client.request_timeout = config.telnyx.timeout;
     let telnyx = TelnyxClient::new(client)?;
-    let jokes = jokes::Jokes::new(config.jokes_url.clone(), reqwest::Client::new());
+    let jokes = jokes::Jokes::new(config.calls.jokes_url.clone(), reqwest::Client::new());
     let settings = FlowSettings {
         connection_id: config.telnyx.connection_id.clone(),
         from: config.telnyx.from_number.clone(),
         webhook_url: webhook_url.to_owned(),
-        voice: config.voice.clone(),
-        language: config.language.clone(),
-        ring_timeout_secs: config.ring_timeout_secs,
+        voice: config.calls.voice.clone(),
+        language: config.calls.language.clone(),
+        ring_timeout_secs: config.calls.ring_timeout_secs,
         lease: lease_terms(config),
         limits: dial_limits(config),
         machine: config.machine,
@@ -306,9 +312,9 @@ fn build_flow(config: &Config, store: Arc<dyn Store>, webhook_url: &str) -> Resu
 
 fn policy(config: &Config) -> Policy {
     Policy {
-        horizon: config.horizon,
-        countries: config.allowed_countries.clone(),
-        number_types: config.allowed_number_types.clone(),
+        horizon: config.calls.horizon,
+        countries: config.calls.allowed_countries.clone(),
+        number_types: config.calls.allowed_number_types.clone(),
         limits: config.limits,
         hours: config.calling_hours,
     }
@@ -317,7 +323,7 @@ fn policy(config: &Config) -> Policy {
 fn queue_settings(config: &Config) -> QueueSettings {
     QueueSettings {
         lease: lease_terms(config),
-        grace: config.grace.to_std().unwrap_or_default(),
+        grace: config.calls.grace.to_std().unwrap_or_default(),
         window: 10_000,
         batch: 500,
         limits: dial_limits(config),
@@ -327,33 +333,34 @@ fn queue_settings(config: &Config) -> QueueSettings {
 }
 
 fn lease_terms(config: &Config) -> LeaseTerms {
-    LeaseTerms { owner: config.instance_id.clone(), ttl: config.lease }
+    LeaseTerms { owner: config.server.instance_id.clone(), ttl: config.dialing.lease }
 }
 
 fn dial_limits(config: &Config) -> DialLimits {
-    let rate = DialLimits::spread(config.dial_limit, config.dial_window);
-    DialLimits { rate: Some(rate), max_active: config.max_active_calls }
+    let rate = DialLimits::spread(config.dialing.limit, config.dialing.window);
+    DialLimits { rate: Some(rate), max_active: config.dialing.max_active_calls }
 }
 
 /// The key of the forms' anti-forgery tokens: `DIALAJOKE_SECRET`, or else the secret kept in the
 /// database (made by whichever instance started first), so every instance and every restart
 /// signs alike.
 async fn forms_key(config: &Config, store: &dyn Store) -> Result<Vec<u8>, store::StoreError> {
-    match &config.secret {
+    match &config.access.secret {
         Some(secret) => Ok(secret.expose().as_bytes().to_vec()),
         None => store.server_secret(&web::csrf::fresh_key()).await,
     }
 }
 
 fn webhook_key(config: &Config) -> Result<Option<PublicKey>, StartError> {
-    if config.allow_unsigned_webhooks {
-        tracing::warn!(
-            "DIALAJOKE_ALLOW_UNSIGNED_WEBHOOKS is on: webhook signatures are NOT checked (development only)"
-        );
-        return Ok(None);
+    match &config.telnyx.webhooks {
+        WebhookTrust::Signed(encoded) => PublicKey::from_base64(encoded).map(Some).map_err(StartError::PublicKey),
+        WebhookTrust::Unsigned => {
+            tracing::warn!(
+                "DIALAJOKE_ALLOW_UNSIGNED_WEBHOOKS is on: webhook signatures are NOT checked (development only)"
+            );
+            Ok(None)
+        }
     }
-    let encoded = config.telnyx.public_key.as_deref().unwrap_or_default();
-    PublicKey::from_base64(encoded).map(Some).map_err(StartError::PublicKey)
 }
 
 fn serve(
@@ -361,7 +368,7 @@ fn serve(
     state: actix::Data<AppState>,
     config: &Config,
 ) -> std::io::Result<actix_web::dev::Server> {
-    let origins = config.cors_origins.clone();
+    let origins = config.server.cors_origins.clone();
     // The last `wrap` is the outermost: every answer, refusals included, is formatted and carries
     // the security headers; a misdirected request goes no further; CORS answers preflights before
     // any check that wants credentials; bodies have their deadline before anything reads them.
@@ -376,8 +383,8 @@ fn serve(
             .wrap(from_fn(web::problem::format_errors))
             .configure(web::configure(state.clone()))
     });
-    if let Some(workers) = config.web_workers {
+    if let Some(workers) = config.server.web_workers {
         server = server.workers(workers);
     }
-    Ok(server.listen(listener)?.shutdown_timeout(config.shutdown_timeout.as_secs()).run())
+    Ok(server.listen(listener)?.shutdown_timeout(config.server.shutdown_timeout.as_secs()).run())
 }

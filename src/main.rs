@@ -47,12 +47,12 @@ async fn main() -> ExitCode {
 
 async fn serve(config: Result<Config, dialajoke::config::ConfigError>) -> Result<(), String> {
     let config = config.map_err(|e| report(&e))?;
-    if config.clock_offset_secs != 0 {
+    if config.server.clock_offset_secs != 0 {
         tracing::warn!(
-            offset_secs = config.clock_offset_secs,
+            offset_secs = config.server.clock_offset_secs,
             "DIALAJOKE_CLOCK_OFFSET_SECS is set: this instance's clock is deliberately wrong (for tests of clock skew)"
         );
-        dialajoke::domain::clock::skew(config.clock_offset_secs);
+        dialajoke::domain::clock::skew(config.server.clock_offset_secs);
     }
     let app = Application::build(config).await.map_err(|e| report(&e))?;
     app.run_until_stopped().await.map_err(|e| report(&e))

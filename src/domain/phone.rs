@@ -81,7 +81,7 @@ impl FromStr for NumberType {
     fn from_str(text: &str) -> Result<Self, Self::Err> {
         Self::ALL
             .into_iter()
-            .find(|kind| kind.name() == text)
+            .find(|kind| kind.name().eq_ignore_ascii_case(text))
             .ok_or_else(|| format!("`{text}` is not a number type: use personal, pager, satellite or international"))
     }
 }

@@ -49,8 +49,8 @@ async fn run(file: Option<&Path>) -> Result<(), String> {
         account(name, &api_base, &public_key).or_else(|| std::env::var(name).ok()).or_else(|| demo_default(name))
     };
     let mut config = Config::from_sources(file, lookup).map_err(|e| CauseChain(&e).to_string())?;
-    if config.public_url.is_none() {
-        config.public_url = Some(format!("http://{}", config.bind));
+    if config.server.public_url.is_none() {
+        config.server.public_url = Some(format!("http://{}", config.server.bind));
     }
     let app = Application::build(config).await.map_err(|e| CauseChain(&e).to_string())?;
     banner(&app, &api_base);
