@@ -56,7 +56,7 @@ use crate::app::rules::RuleService;
 use crate::config::{Config, WebhookTrust};
 use crate::domain::plan::PlanSettings;
 use crate::domain::policy::Policy;
-use crate::store::{DialLimits, LeaseTerms, Store};
+use crate::store::{CallLives, DialLimits, LeaseTerms, Sessions};
 use crate::telnyx::client::{ClientConfig, TelnyxClient};
 use crate::telnyx::signature::PublicKey;
 use crate::web::AppState;
@@ -160,11 +160,11 @@ impl Application {
             None => ngrok::public_url(ngrok::AGENT_URL).await?,
         };
         let webhook_url = format!("{public_url}/webhook");
-        let flow = build_flow(&config, Arc::clone(&store), &webhook_url)?;
+        let flow = build_flow(&config, store.clone(), &webhook_url)?;
         let queue = TimedQueue::new(store.clone(), Arc::new(flow.clone()), queue_settings(&config));
         flow.wake_with(queue.downgrade());
         let plan = PlanSettings { grace: config.calls.grace, hours: config.calling_hours, quiet: config.quiet_action };
-        let materialiser = Materialiser::new(Arc::clone(&store), queue.clone(), plan);
+        let materialiser = Materialiser::new(store.clone(), queue.clone(), plan);
         let closing = CancellationToken::new();
         let secure_cookies = config.access.secure_cookies.for_public_url(&public_url);
         let forms_key = forms_key(&config, store.as_ref())
@@ -290,7 +290,7 @@ fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
     Ok(socket.into())
 }
 
-fn build_flow(config: &Config, store: Arc<dyn Store>, webhook_url: &str) -> Result<CallFlow, StartError> {
+fn build_flow(config: &Config, store: Arc<dyn CallLives>, webhook_url: &str) -> Result<CallFlow, StartError> {
     let mut client = ClientConfig::new(config.telnyx.api_base.clone(), config.telnyx.api_key.expose().to_owned());
     client.request_timeout = config.telnyx.timeout;
     let telnyx = TelnyxClient::new(client)?;
@@ -344,7 +344,7 @@ fn dial_limits(config: &Config) -> DialLimits {
 /// The key of the forms' anti-forgery tokens: `DIALAJOKE_SECRET`, or else the secret kept in the
 /// database (made by whichever instance started first), so every instance and every restart
 /// signs alike.
-async fn forms_key(config: &Config, store: &dyn Store) -> Result<Vec<u8>, store::StoreError> {
+async fn forms_key(config: &Config, store: &dyn Sessions) -> Result<Vec<u8>, store::StoreError> {
     match &config.access.secret {
         Some(secret) => Ok(secret.expose().as_bytes().to_vec()),
         None => store.server_secret(&web::csrf::fresh_key()).await,

@@ -18,7 +18,7 @@ use crate::domain::limits::LimitHit;
 use crate::domain::plan::{self, Plan, PlanSettings, Waiting, WaitingAction};
 use crate::domain::state::{self, CallEvent, Transition};
 use crate::domain::{CallId, CallStatus, DueAt, HistoryEntry, Schedule};
-use crate::store::{CallPatch, NewCall, RuleStep, Stepped, Store, StoreError};
+use crate::store::{CallPatch, NewCall, RuleCalls, RuleStep, Stepped, StoreError};
 
 /// What materialising one rule did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,14 +38,14 @@ pub struct Materialiser {
 }
 
 struct Inner {
-    store: Arc<dyn Store>,
+    store: Arc<dyn RuleCalls>,
     queue: TimedQueue,
     settings: PlanSettings,
 }
 
 impl Materialiser {
     /// A materialiser over `store` that tells `queue` about the calls it makes.
-    pub fn new(store: Arc<dyn Store>, queue: TimedQueue, settings: PlanSettings) -> Self {
+    pub fn new(store: Arc<dyn RuleCalls>, queue: TimedQueue, settings: PlanSettings) -> Self {
         Self { inner: Arc::new(Inner { store, queue, settings }) }
     }
 

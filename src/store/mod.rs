@@ -60,9 +60,21 @@ pub enum StoreError {
 /// sets when a call rings ([`Calls::insert_call`], [`Rules::step_rule`], [`Calls::insert_retry`],
 /// [`DialQueue::reschedule`]) keeps to them in the same atomic step: one that would break them
 /// changes nothing and fails with [`StoreError::LimitReached`].
-pub trait Store: Calls + DialQueue + Inbox + Rules + Sessions + Send + Sync + 'static {}
+pub trait Store: CallLives + Sessions {}
 
-impl<T> Store for T where T: Calls + DialQueue + Inbox + Rules + Sessions + Send + Sync + 'static {}
+impl<T> Store for T where T: CallLives + Sessions {}
+
+/// What a call's life touches after it is made, for the call flow: its record and history, its
+/// place in the dial queue, the webhook inbox, and the rule a retry continues; never sign-ins.
+pub trait CallLives: RuleCalls + Inbox {}
+
+impl<T> CallLives for T where T: RuleCalls + Inbox {}
+
+/// What turning rules into calls touches, for the materialiser: the rules, the calls they make,
+/// and those calls' times in the dial queue.
+pub trait RuleCalls: Calls + DialQueue + Rules + Send + Sync + 'static {}
+
+impl<T> RuleCalls for T where T: Calls + DialQueue + Rules + Send + Sync + 'static {}
 
 /// Opens the store a database URL names (`sqlite://PATH` or `postgres://…`), creating and
 /// migrating it as needed; its writes keep to `limits`.

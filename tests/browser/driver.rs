@@ -6,7 +6,6 @@ use std::io::Write;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
 
 use fantoccini::{Client, ClientBuilder, Locator};
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -14,6 +13,7 @@ use serde_json::{Value, json};
 use tempfile::TempDir;
 
 use crate::common::FLOW_BOUND;
+use crate::common::poll::poll_until;
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
@@ -123,11 +123,11 @@ impl Browser {
 
     /// Polls (bounded by [`FLOW_BOUND`]) until `script` returns true; `what` names it on failure.
     pub async fn wait_until(&self, what: &str, script: &str, args: Vec<Value>) {
-        let deadline = tokio::time::Instant::now() + FLOW_BOUND;
-        while self.js(script, args.clone()).await != json!(true) {
-            assert!(tokio::time::Instant::now() < deadline, "timed out waiting until {what}");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        poll_until(what, FLOW_BOUND, || async {
+            let answer = self.js(script, args.clone()).await;
+            if answer == json!(true) { Ok(()) } else { Err(answer) }
+        })
+        .await;
     }
 
     /// Waits until the page's live stream is connected.
@@ -169,17 +169,13 @@ impl Browser {
 
 async fn wait_until_ready(url: &str) {
     let http = reqwest::Client::new();
-    let deadline = tokio::time::Instant::now() + FLOW_BOUND;
-    loop {
-        let status = http.get(format!("{url}/status")).send().await;
-        if let Ok(response) = status
-            && response.json::<Value>().await.is_ok_and(|body| body["value"]["ready"] == json!(true))
-        {
-            return;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "chromedriver never became ready at {url}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let what = format!("chromedriver was ready at {url}");
+    poll_until(&what, FLOW_BOUND, || async {
+        let status = http.get(format!("{url}/status")).send().await.map_err(|e| e.to_string())?;
+        let body: Value = status.json().await.map_err(|e| e.to_string())?;
+        if body["value"]["ready"] == json!(true) { Ok(()) } else { Err(body.to_string()) }
+    })
+    .await;
 }
 
 impl Drop for Browser {

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use crate::common::poll::poll_until;
 use crate::common::process::free_port;
 
 /// Where Debian's `haproxy` package puts the binary (`make balancer-deps` installs it).
@@ -95,14 +96,18 @@ impl Balancer {
     }
 
     async fn wait_until_listening(&mut self) {
-        let deadline = tokio::time::Instant::now() + START_BOUND;
-        while self.stats_csv().await.is_err() {
-            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().expect("HAProxy's status")) {
-                panic!("HAProxy exited with {status}; see {}", self.log.display());
+        let (url, log) = (&format!("http://{}/stats;csv", self.stats), &self.log.clone());
+        poll_until("HAProxy listened", START_BOUND, || {
+            let exited = self.child.as_mut().and_then(|c| c.try_wait().expect("HAProxy's status"));
+            let stats = self.http.get(url).send();
+            async move {
+                if let Some(status) = exited {
+                    panic!("HAProxy exited with {status}; see {}", log.display());
+                }
+                stats.await.and_then(reqwest::Response::error_for_status).map(drop).map_err(|e| e.to_string())
             }
-            assert!(tokio::time::Instant::now() < deadline, "HAProxy did not listen within {START_BOUND:?}");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        })
+        .await;
     }
 }
 

@@ -14,6 +14,8 @@ use dialajoke::domain::CallStatus;
 use sqlx::{PgPool, SqlitePool};
 use telnyx_sim::{Behaviour, CallSnapshot, JournalEntry, SimHandle};
 
+use crate::poll::poll_within;
+
 /// A call the API accepted, and what its callee does.
 #[derive(Debug, Clone)]
 pub struct AcceptedCall {
@@ -82,14 +84,13 @@ where
     F: Fn() -> Fut,
     Fut: std::future::Future<Output = Stored>,
 {
-    let deadline = tokio::time::Instant::now() + bound;
-    loop {
+    // Past the bound the last reading is returned all the same: the audit says what is wrong.
+    let reading = poll_within(bound, || async {
         let stored = read().await;
-        if stored.settled(sim) || tokio::time::Instant::now() >= deadline {
-            return stored;
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+        if stored.settled(sim) { Ok(stored) } else { Err(stored) }
+    });
+    let (Ok(stored) | Err(stored)) = reading.await;
+    stored
 }
 
 /// The calls the simulator placed, by the call id our `client_state` carries.

@@ -11,6 +11,8 @@ use std::time::Duration;
 
 use telnyx_sim::SimHandle;
 
+use crate::poll::poll_until;
+
 /// How long a (re)started service may take to answer `/ready`.
 const READY_BOUND: Duration = Duration::from_secs(30);
 
@@ -115,18 +117,24 @@ impl ServiceProcess {
     }
 
     async fn wait_until_ready(&mut self) {
-        let deadline = tokio::time::Instant::now() + READY_BOUND;
         let url = format!("{}/ready", self.base());
-        loop {
-            if self.http.get(&url).send().await.is_ok_and(|r| r.status().is_success()) {
-                return;
+        let (name, log) = (&self.name.clone(), &self.log_path());
+        let what = format!("{name} was ready");
+        poll_until(&what, READY_BOUND, || {
+            let exited = self.child.as_mut().and_then(|c| c.try_wait().expect("process status"));
+            let ready = self.http.get(&url).send();
+            async move {
+                if let Some(status) = exited {
+                    panic!("{name} exited with {status}; see {}", log.display());
+                }
+                match ready.await {
+                    Ok(answer) if answer.status().is_success() => Ok(()),
+                    Ok(answer) => Err(answer.status().to_string()),
+                    Err(error) => Err(error.to_string()),
+                }
             }
-            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().expect("process status")) {
-                panic!("{} exited with {status}; see {}", self.name, self.log_path().display());
-            }
-            assert!(tokio::time::Instant::now() < deadline, "{} was not ready within {READY_BOUND:?}", self.name);
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        })
+        .await;
     }
 }
 

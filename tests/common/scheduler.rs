@@ -115,6 +115,6 @@ async fn open(
     let grace = chrono::Duration::from_std(settings.grace).expect("grace fits");
     let plan = PlanSettings { grace, hours: settings.calling_hours, quiet: settings.quiet };
     let queue = TimedQueue::new(store.clone(), Arc::new(Recorder::default()), settings);
-    let materialiser = Materialiser::new(Arc::clone(&store), queue.clone(), plan);
+    let materialiser = Materialiser::new(store.clone(), queue.clone(), plan);
     Scheduler { store, queue, materialiser, clock, db_path: db_path.to_owned(), _dir: dir }
 }

@@ -72,8 +72,10 @@ async fn neither_the_api_key_the_access_token_nor_the_forms_secret_ever_appears_
         .await
         .expect("JSON");
     let id = created["id"].as_str().expect("id");
-    let mut status = Value::Null;
-    for _ in 0..200 {
+    // Every answer read while waiting is searched too; past the bound the last status is kept
+    // and the child stopped before the assertion below.
+    let answers = std::sync::Mutex::new(Vec::new());
+    let status = crate::common::poll::poll_within(crate::common::FLOW_BOUND, || async {
         let call: Value = http
             .get(format!("{base}/api/calls/{id}"))
             .bearer_auth(TOKEN)
@@ -83,13 +85,13 @@ async fn neither_the_api_key_the_access_token_nor_the_forms_secret_ever_appears_
             .json()
             .await
             .expect("JSON");
-        status = call["status"].clone();
-        bodies.push(call.to_string());
-        if status == "completed" {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+        answers.lock().expect("not poisoned").push(call.to_string());
+        let status = call["status"].clone();
+        if status == "completed" { Ok(status) } else { Err(status) }
+    })
+    .await;
+    bodies.extend(answers.into_inner().expect("not poisoned"));
+    let (Ok(status) | Err(status)) = status;
     bodies.push(http.get(format!("{base}/info")).send().await.expect("sent").text().await.expect("body"));
     bodies.push(http.get(format!("{base}/login")).send().await.expect("sent").text().await.expect("body"));
 

@@ -27,7 +27,7 @@ use crate::domain::retry::RetryPolicy;
 use crate::domain::state::{self, CallEvent, Transition};
 use crate::domain::{Call, CallId, CallStatus, HistoryEntry, PhoneNumber};
 use crate::jokes::Jokes;
-use crate::store::{CallPatch, DialLimits, InboxEvent, LeaseTerms, Store, StoreError};
+use crate::store::{CallLives, CallPatch, DialLimits, InboxEvent, LeaseTerms, StoreError};
 use crate::telnyx::client::{HangupRequest, SpeakRequest, TelnyxClient};
 use crate::telnyx::webhook::{self, EventKind, Webhook, WebhookError};
 
@@ -81,7 +81,7 @@ pub struct CallFlow {
 }
 
 struct Inner {
-    store: Arc<dyn Store>,
+    store: Arc<dyn CallLives>,
     inbox: Inbox,
     telnyx: TelnyxClient,
     jokes: Jokes,
@@ -107,7 +107,7 @@ pub fn call_key(hook: &Webhook) -> String {
 
 impl CallFlow {
     /// A flow over `store` speaking to `telnyx` (starts the inbox writer: needs a Tokio runtime).
-    pub fn new(store: Arc<dyn Store>, telnyx: TelnyxClient, jokes: Jokes, settings: FlowSettings) -> Self {
+    pub fn new(store: Arc<dyn CallLives>, telnyx: TelnyxClient, jokes: Jokes, settings: FlowSettings) -> Self {
         let inbox = Inbox::start(store.clone());
         let inner = Inner {
             store,
