@@ -302,6 +302,7 @@ fn build_flow(config: &Config, store: Arc<dyn CallLives>, webhook_url: &str) -> 
         voice: config.calls.voice.clone(),
         language: config.calls.language.clone(),
         ring_timeout_secs: config.calls.ring_timeout_secs,
+        time_limit_secs: config.calls.time_limit_secs,
         lease: lease_terms(config),
         limits: dial_limits(config),
         machine: config.machine,

@@ -158,6 +158,8 @@ pub struct CallSettings {
     pub grace: chrono::Duration,
     /// How long the phone rings before Telnyx gives up.
     pub ring_timeout_secs: u32,
+    /// How long an answered call may last before Telnyx hangs it up by itself.
+    pub time_limit_secs: u32,
     /// Where calls may go.
     pub allowed_countries: Countries,
     /// Number types refused by default (satellite, personal…) that may be called all the same.
@@ -286,6 +288,7 @@ fn calls(s: &sources::Calls, from: &PhoneNumber) -> Result<CallSettings, ConfigE
         horizon: chrono::Duration::days(positive(&s.horizon_days, "calls.horizon_days")?),
         grace: chrono::Duration::seconds(parse(&s.grace_secs, "calls.grace_secs")?),
         ring_timeout_secs: parse(&s.ring_timeout_secs, "calls.ring_timeout_secs")?,
+        time_limit_secs: time_limit(&s.time_limit_secs)?,
         allowed_countries: countries(&s.allowed_countries, from)?,
         allowed_number_types: list(&s.allowed_number_types, "calls.allowed_number_types")?,
     })
@@ -298,6 +301,21 @@ fn dialing(s: &sources::Dialing) -> Result<DialingSettings, ConfigError> {
         max_active_calls: Some(parse(&s.max_active_calls, "dialing.max_active_calls")?).filter(|most| *most > 0),
         lease: seconds(&s.lease_secs, "dialing.lease_secs")?,
     })
+}
+
+/// Telnyx's bounds on a dial's `time_limit_secs`.
+const TIME_LIMIT_SECS: std::ops::RangeInclusive<u32> = 30..=14_400;
+
+fn time_limit(text: &Text) -> Result<u32, ConfigError> {
+    let secs = parse(text, "calls.time_limit_secs")?;
+    if !TIME_LIMIT_SECS.contains(&secs) {
+        let (low, high) = (TIME_LIMIT_SECS.start(), TIME_LIMIT_SECS.end());
+        return Err(invalid(
+            "calls.time_limit_secs",
+            format!("must be from {low} to {high} seconds (Telnyx's bounds)"),
+        ));
+    }
+    Ok(secs)
 }
 
 /// The allowed destination countries; by default only the caller id's own country.

@@ -143,6 +143,7 @@ settings! {
         horizon_days: "DIALAJOKE_HORIZON_DAYS" = "365",
         grace_secs: "DIALAJOKE_GRACE_SECS" = "600",
         ring_timeout_secs: "DIALAJOKE_RING_TIMEOUT_SECS" = "30",
+        time_limit_secs: "DIALAJOKE_TIME_LIMIT_SECS" = "300",
         allowed_countries: "DIALAJOKE_ALLOWED_COUNTRIES",
         allowed_number_types: "DIALAJOKE_ALLOWED_NUMBER_TYPES",
     }

@@ -13,7 +13,7 @@ use serde_json::Value;
 use std::time::Duration;
 
 use super::commands::DataEnvelope;
-pub use super::commands::{DialAccepted, DialRequest, HangupRequest, SpeakRequest};
+pub use super::commands::{DialAccepted, DialRequest, HangupRequest, RetriesPolicy, SpeakRequest};
 pub use super::error::TelnyxError;
 
 /// Where and how to reach Telnyx.

@@ -1,6 +1,8 @@
 //! The bodies of the Call Control v2 commands the service sends, and the one reply it reads.
 //! Field names are Telnyx's; optional fields left `None` are not sent at all.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 /// Body of `POST /calls` (Telnyx `CallRequest`, the fields this service uses).
@@ -30,6 +32,19 @@ pub struct DialRequest {
     /// `detect`, `premium`, `disabled`, ...
     #[serde(skip_serializing_if = "Option::is_none")]
     pub answering_machine_detection: Option<String>,
+    /// Seconds after which Telnyx hangs the call up by itself (30..=14400, Telnyx default 14400).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub time_limit_secs: Option<u32>,
+    /// Per event type, the pauses between Telnyx's further attempts to deliver that webhook.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub webhook_retries_policies: BTreeMap<String, RetriesPolicy>,
+}
+
+/// How Telnyx retries one type of webhook: at most 5 further attempts, at most 60 s in all.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RetriesPolicy {
+    /// The pause before each further attempt, in milliseconds.
+    pub retries_ms: Vec<u64>,
 }
 
 /// Body of `POST /calls/{call_control_id}/actions/speak` (Telnyx `SpeakRequest`).

@@ -9,6 +9,8 @@ mod retry;
 pub mod signature;
 pub mod webhook;
 
-pub use client::{ClientConfig, DialAccepted, DialRequest, HangupRequest, SpeakRequest, TelnyxClient, TelnyxError};
+pub use client::{
+    ClientConfig, DialAccepted, DialRequest, HangupRequest, RetriesPolicy, SpeakRequest, TelnyxClient, TelnyxError,
+};
 pub use signature::{PublicKey, SignatureError, Signer, verify_with_encoded_key};
 pub use webhook::{EventKind, Webhook, WebhookError, decode_client_state};

@@ -56,6 +56,31 @@ async fn the_dial_carries_our_call_id_webhook_url_and_a_command_id() {
 }
 
 #[tokio::test]
+async fn the_dial_asks_telnyx_for_a_time_limit_and_the_most_webhook_retries_for_every_event_the_flow_needs() {
+    let app = spawn_app().await;
+
+    run_to_the_end(&app, Behaviour::Answer).await;
+
+    let dials = dial_bodies(&app);
+    let dial = &dials[0];
+    assert_eq!(crate::telnyx_client::schema_problems("CallRequest", dial), Vec::<String>::new());
+    assert_eq!(dial["time_limit_secs"], 300, "the default time limit");
+    let policies = dial["webhook_retries_policies"].as_object().expect("retry policies");
+    for event in [
+        "call.initiated",
+        "call.answered",
+        "call.machine.detection.ended",
+        "call.machine.greeting.ended",
+        "call.speak.started",
+        "call.speak.ended",
+        "call.hangup",
+    ] {
+        let pauses: Vec<u64> = serde_json::from_value(policies[event]["retries_ms"].clone()).expect(event);
+        assert_eq!((pauses.len(), pauses.iter().sum::<u64>()), (5, 60_000), "{event}: Telnyx's most");
+    }
+}
+
+#[tokio::test]
 async fn a_busy_line_ends_busy_without_a_joke() {
     let app = spawn_app().await;
     let call = run_to_the_end(&app, Behaviour::Busy).await;

@@ -2,7 +2,9 @@
 //! sends (checked against the official schemas), and how it retries, waits and gives up.
 
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
-use dialajoke::telnyx::client::{ClientConfig, DialRequest, HangupRequest, SpeakRequest, TelnyxClient, TelnyxError};
+use dialajoke::telnyx::client::{
+    ClientConfig, DialRequest, HangupRequest, RetriesPolicy, SpeakRequest, TelnyxClient, TelnyxError,
+};
 use serde_json::{Value, json};
 use std::collections::VecDeque;
 use std::sync::Mutex;
@@ -125,6 +127,9 @@ fn dial_request() -> DialRequest {
         command_id: Some("call-1/dial".into()),
         timeout_secs: Some(30),
         answering_machine_detection: Some("detect".into()),
+        time_limit_secs: Some(300),
+        webhook_retries_policies: [("call.hangup".to_owned(), RetriesPolicy { retries_ms: vec![1_000, 2_000, 5_000] })]
+            .into(),
     }
 }
 
@@ -142,7 +147,7 @@ fn speak_request() -> SpeakRequest {
 /// Problems of `body` against `components.schemas.<component>` of the official spec, plus any
 /// field the component does not declare (the spec allows extra fields, so a misspelt one would
 /// otherwise pass unnoticed).
-fn schema_problems(component: &str, body: &Value) -> Vec<String> {
+pub(crate) fn schema_problems(component: &str, body: &Value) -> Vec<String> {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/telnyx/call-control.schemas.json");
     let mut spec: Value = serde_json::from_str(&std::fs::read_to_string(path).expect("spec")).expect("JSON");
     // Validating the whole document through a root $ref lets the component's internal
@@ -195,6 +200,17 @@ fn the_schema_check_catches_a_dial_body_without_a_destination_or_with_a_misspelt
     let mut body = serde_json::to_value(dial_request()).expect("serializes");
     body.as_object_mut().expect("object").remove("to");
     body["timeout_sec"] = json!(30);
+
+    let problems = schema_problems("CallRequest", &body);
+
+    assert_eq!(problems.len(), 2, "{problems:?}");
+}
+
+#[test]
+fn the_schema_check_catches_a_time_limit_past_four_hours_and_a_retry_policy_of_six_pauses() {
+    let mut body = serde_json::to_value(dial_request()).expect("serializes");
+    body["time_limit_secs"] = json!(14_401);
+    body["webhook_retries_policies"]["call.answered"] = json!({"retries_ms": [1, 2, 3, 4, 5, 6]});
 
     let problems = schema_problems("CallRequest", &body);
 

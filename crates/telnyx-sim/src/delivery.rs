@@ -57,17 +57,32 @@ async fn deliver(core: &Core, event: &Event) {
         record(core, event, 1, DeliveryOutcome::Dropped, true);
         return;
     }
-    let attempts = faults.give_up_after.unwrap_or(core.timing.delivery_attempts).max(1);
+    let pauses = retry_pauses(core, event, faults.give_up_after);
     let copies = if faults.duplicate { 2 } else { 1 };
     for _ in 0..copies {
-        deliver_with_retries(core, event, attempts).await;
+        deliver_with_retries(core, event, &pauses).await;
     }
 }
 
-async fn deliver_with_retries(core: &Core, event: &Event, attempts: u32) {
+/// The pause before each further attempt: the dial's policy for this event type when it set
+/// one (as Telnyx honours it), else the simulator's schedule; `give_up_after` (a fault) caps both.
+fn retry_pauses(core: &Core, event: &Event, give_up_after: Option<u32>) -> Vec<Duration> {
+    let timing = &core.timing;
+    match (&event.retries, give_up_after) {
+        (Some(policy), None) => policy.clone(),
+        (Some(policy), Some(attempts)) => policy.iter().take(attempts.max(1) as usize - 1).copied().collect(),
+        (None, attempts) => {
+            let attempts = attempts.unwrap_or(timing.delivery_attempts).max(1);
+            (2..=attempts).map(|next| timing.retry_delay(next)).collect()
+        }
+    }
+}
+
+async fn deliver_with_retries(core: &Core, event: &Event, pauses: &[Duration]) {
+    let attempts = pauses.len() as u32 + 1;
     for attempt in 1..=attempts {
         if attempt > 1 {
-            tokio::time::sleep(core.timing.retry_delay(attempt)).await;
+            tokio::time::sleep(pauses[attempt as usize - 2]).await;
         }
         let outcome = attempt_once(core, event, attempt).await;
         let delivered = outcome.is_delivered();

@@ -40,7 +40,8 @@ impl Call {
             "client_state": self.client_state,
         });
         merge(&mut payload, extra);
-        let event = Event::new(event_type, &self.ids.call_control_id, &self.request.webhook_url, payload);
+        let mut event = Event::new(event_type, &self.ids.call_control_id, &self.request.webhook_url, payload);
+        event.retries = self.request.webhook_retries.get(event.event_type.as_str()).cloned();
         self.outbox.send(event);
     }
 }

@@ -1,6 +1,8 @@
 //! Webhook events: one occurrence on a call (fixed id and time), wrapped per delivery attempt
 //! in Telnyx's envelope `{data:{record_type,event_type,id,occurred_at,payload},meta:{attempt,delivered_to}}`.
 
+use std::time::Duration;
+
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -40,6 +42,8 @@ pub(crate) struct Event {
     pub(crate) call_control_id: String,
     pub(crate) url: String,
     pub(crate) payload: Value,
+    /// The pauses before further delivery attempts the dial asked for, if it did.
+    pub(crate) retries: Option<Vec<Duration>>,
 }
 
 impl Event {
@@ -52,6 +56,7 @@ impl Event {
             call_control_id: call_control_id.to_owned(),
             url: url.to_owned(),
             payload,
+            retries: None,
         }
     }
 

@@ -1,7 +1,9 @@
 //! Reading one request body field by field the way Telnyx validates it: each problem found
 //! is collected (with a pointer to its field) instead of stopping at the first.
 
+use std::collections::BTreeMap;
 use std::ops::RangeInclusive;
+use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -10,6 +12,21 @@ use serde_json::{Map, Value};
 use crate::behaviour::is_e164;
 use crate::errors::{ApiError, ApiFailure};
 use crate::validate::CommandFields;
+
+/// Most retries a webhook retries policy may ask for.
+pub(crate) const MAX_RETRIES: usize = 5;
+/// Most milliseconds a webhook retries policy's pauses may add up to.
+pub(crate) const MAX_RETRIES_TOTAL_MS: u64 = 60_000;
+
+/// The pauses of one event type's policy, when it keeps to the bounds.
+fn retry_pauses(policy: &Value) -> Option<Vec<Duration>> {
+    let pauses = match policy.as_object()?.get("retries_ms") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(list) => list.as_array()?.iter().map(Value::as_u64).collect::<Option<Vec<u64>>>()?,
+    };
+    let keeps_bounds = pauses.len() <= MAX_RETRIES && pauses.iter().sum::<u64>() <= MAX_RETRIES_TOTAL_MS;
+    keeps_bounds.then(|| pauses.into_iter().map(Duration::from_millis).collect())
+}
 
 /// Characters allowed after the `,` of a `to` that sends DTMF on answer.
 const DTMF_CHARS: &str = "0123456789*#wW";
@@ -142,6 +159,35 @@ impl<'a> Fields<'a> {
                 default
             }
         }
+    }
+
+    /// `webhook_retries_policies`: per event type, `{"retries_ms": [...]}` with at most
+    /// [`MAX_RETRIES`] pauses adding up to at most [`MAX_RETRIES_TOTAL_MS`].
+    pub(crate) fn retries_policies(&mut self, name: &str) -> BTreeMap<String, Vec<Duration>> {
+        let Some(value) = self.present(name) else {
+            return BTreeMap::new();
+        };
+        let Some(policies) = value.as_object() else {
+            let detail = format!("The '{name}' parameter must be an object of event types.");
+            self.errors.push(ApiError::invalid(name, detail));
+            return BTreeMap::new();
+        };
+        let mut read = BTreeMap::new();
+        for (event_type, policy) in policies {
+            match retry_pauses(policy) {
+                Some(pauses) => {
+                    read.insert(event_type.clone(), pauses);
+                }
+                None => {
+                    let detail = format!(
+                        "The '{name}' policy of '{event_type}' must be {{\"retries_ms\": [...]}} with at most \
+                         {MAX_RETRIES} non-negative integers adding up to at most {MAX_RETRIES_TOTAL_MS}."
+                    );
+                    self.errors.push(ApiError::invalid(name, detail));
+                }
+            }
+        }
+        read
     }
 
     pub(crate) fn command_fields(&mut self) -> CommandFields {

@@ -1,6 +1,7 @@
 //! Request bodies checked the way Telnyx checks them, turned into typed requests; every problem
 //! found becomes one entry of a 422 answer, with a JSON pointer to the field.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde_json::{Map, Value};
@@ -68,6 +69,9 @@ pub(crate) struct DialRequest {
     /// `detect_words`, or `detect_beep`, whose beep the simulated voicemail always plays).
     pub(crate) report_greeting_end: bool,
     pub(crate) retry_on_timeout: bool,
+    /// Per event type, the pauses before each further delivery attempt (`webhook_retries_policies`);
+    /// an event type without one is retried on the simulator's own schedule.
+    pub(crate) webhook_retries: BTreeMap<String, Vec<Duration>>,
 }
 
 /// The fields every call command shares.
@@ -123,6 +127,7 @@ pub(crate) fn dial(body: &Map<String, Value>, default_webhook_url: Option<&str>)
     let time_limit_secs = fields.integer("time_limit_secs", 14_400, 30..=14_400);
     let amd = fields.choice("answering_machine_detection", &AMD_MODES);
     let retry_on_timeout = fields.flag("retry_on_timeout", true);
+    let webhook_retries = fields.retries_policies("webhook_retries_policies");
     let common = fields.command_fields();
     let (Some(connection_id), Some(to), Some(from), Some(webhook_url)) = (connection_id, to, from, webhook_url) else {
         return Err(fields.failure());
@@ -139,6 +144,7 @@ pub(crate) fn dial(body: &Map<String, Value>, default_webhook_url: Option<&str>)
         detect_machine: amd.is_some_and(|mode| mode != "disabled"),
         report_greeting_end: amd.is_some_and(|mode| GREETING_END_MODES.contains(&mode)),
         retry_on_timeout,
+        webhook_retries,
     })
 }
 

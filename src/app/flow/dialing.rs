@@ -6,6 +6,7 @@
 //! resent, carries the same command id, so Telnyx places the call once however many instances
 //! sent it within its dedupe window.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -16,11 +17,31 @@ use crate::app::queue::Dispatch;
 use crate::domain::state::CallEvent;
 use crate::domain::{Call, CallStatus, HistoryEntry};
 use crate::store::{CallPatch, TakenOver, Takeover};
-use crate::telnyx::client::{DialAccepted, DialRequest, TelnyxError};
+use crate::telnyx::client::{DialAccepted, DialRequest, RetriesPolicy, TelnyxError};
 
 /// How long after a call's first dial the dial may be sent again with the same command id:
 /// Telnyx ignores a repeated command id for 60 s; the margin covers the request's own time.
 const RESEND_WINDOW: Duration = Duration::from_secs(45);
+
+/// The webhooks the flow moves a call on: each one lost would leave the call where it stands.
+const FLOW_EVENTS: [&str; 7] = [
+    "call.initiated",
+    "call.answered",
+    "call.machine.detection.ended",
+    "call.machine.greeting.ended",
+    "call.speak.started",
+    "call.speak.ended",
+    "call.hangup",
+];
+
+/// The pauses before Telnyx's further attempts at each of them: the most Telnyx allows (five
+/// retries, 60 s in all), doubling, so a restart of up to a minute loses none.
+const RETRY_PAUSES_MS: [u64; 5] = [2_000, 4_000, 8_000, 16_000, 30_000];
+
+fn webhook_retries() -> BTreeMap<String, RetriesPolicy> {
+    let policy = RetriesPolicy { retries_ms: RETRY_PAUSES_MS.to_vec() };
+    FLOW_EVENTS.iter().map(|event| ((*event).to_owned(), policy.clone())).collect()
+}
 
 impl CallFlow {
     /// Dials a claimed call; a refused dial ends the call as failed with Telnyx's reason, an
@@ -74,6 +95,8 @@ impl CallFlow {
             command_id: Some(call.id.dial_command_id()),
             timeout_secs: Some(settings.ring_timeout_secs),
             answering_machine_detection: settings.machine.dial_mode(),
+            time_limit_secs: Some(settings.time_limit_secs),
+            webhook_retries_policies: webhook_retries(),
         }
     }
 

@@ -63,6 +63,9 @@ pub struct FlowSettings {
     pub language: Option<String>,
     /// How long the phone rings before Telnyx gives up.
     pub ring_timeout_secs: u32,
+    /// How long an answered call may last before Telnyx ends it by itself, so a call this
+    /// service lost track of is not billed for Telnyx's default four hours.
+    pub time_limit_secs: u32,
     /// This instance's name on the claims it holds (stable across restarts), and how long a
     /// claim holds unless renewed.
     pub lease: LeaseTerms,

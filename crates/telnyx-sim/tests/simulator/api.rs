@@ -88,6 +88,18 @@ async fn invalid_dial_bodies_get_422_with_a_pointer_to_the_field() {
         (with("timeout_secs", json!(4)), "10033", "/timeout_secs"),
         (with("answering_machine_detection", json!("guess")), "10032", "/answering_machine_detection"),
         (with("webhook_url", json!("ftp://example.com/hook")), "10015", "/webhook_url"),
+        (with("time_limit_secs", json!(14_401)), "10033", "/time_limit_secs"),
+        (
+            with("webhook_retries_policies", json!({"call.hangup": {"retries_ms": [1, 2, 3, 4, 5, 6]}})),
+            "10015",
+            "/webhook_retries_policies",
+        ),
+        (
+            with("webhook_retries_policies", json!({"call.hangup": {"retries_ms": [30_000, 30_001]}})),
+            "10015",
+            "/webhook_retries_policies",
+        ),
+        (with("webhook_retries_policies", json!(["call.hangup"])), "10015", "/webhook_retries_policies"),
     ];
 
     for (body, code, pointer) in cases {

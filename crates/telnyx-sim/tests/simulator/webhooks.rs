@@ -120,6 +120,34 @@ async fn a_webhook_refused_every_time_is_given_up_after_the_last_attempt() {
     sim.stop().await;
 }
 
+#[tokio::test]
+async fn a_dial_s_webhook_retries_policy_sets_how_often_and_when_its_event_type_is_tried_again() {
+    let receiver = Receiver::start().await;
+    let sim = simulator(&receiver, |_| {}).await;
+    let api = Api::new(&sim);
+    receiver.refuse_next(usize::MAX);
+    let mut body = dial_body("+12015550101");
+    body["webhook_retries_policies"] = json!({"call.initiated": {"retries_ms": [100, 300, 600]}});
+
+    api.dial(body).await;
+    sim.wait_until_idle(WAIT).await.expect("idle once given up");
+
+    let initiated: Vec<_> = deliveries(&sim).filter(|d| d.event_type == "call.initiated").collect();
+    assert_eq!(
+        initiated.iter().map(|d| (d.attempt, d.gave_up)).collect::<Vec<_>>(),
+        [(1, false), (2, false), (3, false), (4, true)],
+        "one first attempt and the three retries the policy asked for"
+    );
+    let pauses: Vec<i64> = initiated.windows(2).map(|pair| (pair[1].at - pair[0].at).num_milliseconds()).collect();
+    for (pause, asked) in pauses.iter().zip([100, 300, 600]) {
+        assert!(*pause >= asked, "a retry came {pause} ms after the one before, sooner than the {asked} ms asked");
+    }
+    let hangup_attempts = deliveries(&sim).filter(|d| d.event_type == "call.hangup").count();
+    let default = telnyx_sim::Timing::fast().delivery_attempts;
+    assert_eq!(hangup_attempts as u32, default, "an event type without a policy keeps the default schedule");
+    sim.stop().await;
+}
+
 #[test]
 fn the_schema_check_rejects_bodies_that_break_the_official_schemas() {
     let mut hangup = example("webhook.call.hangup.json");
